@@ -1,0 +1,76 @@
+"""Named case actions with plain string parameters, for the doors that receive them as
+form fields or JSON (the case page, the JSON API, the command line).
+
+It only resolves parameters (a unit code, an officer's username, a case number) and calls
+the one service for the action; every rule stays in the services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sotong.cases import services
+from sotong.cases.models import Case, parse_case_number
+from sotong.cases.workflow import Action
+from sotong.directory.models import Officer, Unit
+from sotong.errors import InvalidInput, NotFound
+
+Params = Mapping[str, Any]
+
+
+def _text(params: Params, name: str) -> str:
+    value = params.get(name, "")
+    if not isinstance(value, str):
+        raise InvalidInput(f"'{name}' must be a string", field=name)
+    return value
+
+
+def _unit(params: Params) -> Unit:
+    code = _text(params, "unit")
+    unit = Unit.objects.filter(code=code, active=True).first() if code else None
+    if unit is None:
+        raise InvalidInput("choose an existing unit", field="unit")
+    return unit
+
+
+def _officer(params: Params, actor: Officer) -> Officer:
+    username = _text(params, "officer") or actor.get_username()
+    officer = Officer.objects.filter(username=username).first()
+    if officer is None:
+        raise InvalidInput("no such officer", field="officer")
+    return officer
+
+
+def _target_case(params: Params) -> Case:
+    pk = parse_case_number(_text(params, "into"))
+    target = Case.objects.filter(pk=pk).first() if pk is not None else None
+    if target is None:
+        raise NotFound("no case with that number", field="into")
+    return target
+
+
+HANDLERS: dict[str, Callable[[Case, Params, Officer], object]] = {
+    Action.ASSIGN_UNIT: lambda c, p, a: services.assign_unit(c, _unit(p), actor=a, note=_text(p, "note")),
+    Action.ASSIGN_OFFICER: lambda c, p, a: services.assign_officer(c, _officer(p, a), actor=a),
+    Action.DRAFT: lambda c, p, a: services.draft_answer(c, _text(p, "text"), actor=a),
+    Action.APPROVE: lambda c, p, a: services.approve_answer(c, actor=a),
+    Action.PUBLISH: lambda c, p, a: services.publish_answer(
+        c, actor=a, override_reason=_text(p, "override_reason")
+    ),
+    Action.CLOSE: lambda c, p, a: services.close_case(c, actor=a, note=_text(p, "note")),
+    Action.HOLD: lambda c, p, a: services.hold_case(c, reason=_text(p, "reason"), actor=a),
+    Action.RESUME: lambda c, p, a: services.resume_case(c, actor=a, note=_text(p, "note")),
+    Action.TRANSFER: lambda c, p, a: services.transfer_case(
+        c, _unit(p), reason=_text(p, "reason"), actor=a, wrong_unit=bool(p.get("wrong_unit"))
+    ),
+    Action.MERGE: lambda c, p, a: services.merge_case(c, _target_case(p), actor=a, note=_text(p, "note")),
+    Action.REOPEN: lambda c, p, a: services.reopen_case(c, reason=_text(p, "reason"), actor=a),
+}
+
+
+def perform(case: Case, action: str, params: Params, actor: Officer) -> None:
+    handler = HANDLERS.get(action)
+    if handler is None:
+        raise NotFound(f"no action '{action}'")
+    handler(case, params, actor)

@@ -1,0 +1,68 @@
+"""Shared test fixtures: the Seoul directory loaded into the real test database, officers
+of each role, and a way to run queued jobs exactly as a worker would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from sotong.directory.loading import load_directory
+from sotong.directory.models import Officer, Unit
+from sotong.inbox.services import create_connector_token
+from sotong.triage.services import forget_rules
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    # Password hashing is deliberately slow; tests sign in dozens of people.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def directory(db):
+    forget_rules()
+    report = load_directory()
+    yield report
+    forget_rules()
+
+
+def make_officer(username: str, role: str, unit_code: str | None) -> Officer:
+    unit = Unit.objects.get(code=unit_code) if unit_code else None
+    officer = Officer.objects.create_user(username=username, password="pw-" + username, role=role, unit=unit)
+    return officer
+
+
+@pytest.fixture
+def people(directory) -> dict[str, Officer]:
+    return {
+        "center": make_officer("center", Officer.Role.CENTER, "center"),
+        "jongno": make_officer("jongno", Officer.Role.OFFICER, "district-jongno"),
+        "jongno_chief": make_officer("jongno-chief", Officer.Role.SUPERVISOR, "district-jongno"),
+        "mapo": make_officer("mapo", Officer.Role.OFFICER, "district-mapo"),
+        "transport": make_officer("transport", Officer.Role.OFFICER, "transport"),
+        "safety": make_officer("safety", Officer.Role.OFFICER, "safety"),
+        "safety_chief": make_officer("safety-chief", Officer.Role.SUPERVISOR, "safety"),
+    }
+
+
+def client_for(officer: Officer) -> Client:
+    client = Client()
+    client.force_login(officer)
+    return client
+
+
+@pytest.fixture
+def token(directory) -> str:
+    return create_connector_token("test-connector")[1]
+
+
+def shared_data(name: str) -> Path:
+    """A dataset from ../shared/data, or a skip saying why (CI makes its absence fatal)."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the shared datasets live beside the repository")
+    return path

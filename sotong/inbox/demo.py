@@ -1,0 +1,43 @@
+"""The demo stream of `make run`: messages written for the project (not real citizens'),
+fed one by one through the same ingest service as real channels so the pages move."""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sotong.inbox.normalize import NormalizedMessage
+from sotong.inbox.services import ingest_message
+
+DEMO_FILE = Path(__file__).resolve().parent / "data" / "demo_messages.yaml"
+
+
+def demo_messages() -> list[dict[str, Any]]:
+    return list(yaml.safe_load(DEMO_FILE.read_text(encoding="utf-8"))["messages"])
+
+
+def feed(*, loop: bool, interval: float, limit: int | None = None) -> int:
+    """Ingest demo messages, each with a fresh external id marked `demo-`."""
+    items = demo_messages()
+    stream = itertools.cycle(items) if loop else iter(items)
+    sent = 0
+    for item in itertools.islice(stream, limit):
+        ingest_message(
+            NormalizedMessage(
+                channel=item["channel"],
+                account=item.get("account") or "",
+                external_id=f"demo-{uuid.uuid4()}",
+                author=item.get("author") or "",
+                text=item["text"],
+                raw={"demo": True},
+            )
+        )
+        sent += 1
+        if interval:
+            time.sleep(interval)
+    return sent

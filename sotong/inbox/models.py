@@ -1,0 +1,97 @@
+"""Normalized citizen messages (whatever channel they came from) and connector tokens."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from sotong.directory.models import Account, Channel
+
+
+class TriageState(models.TextChoices):
+    PENDING = "pending", _("waiting for triage")
+    DONE = "done", _("triaged")
+
+
+class Message(models.Model):
+    """One message as a citizen wrote it, normalized across channels.
+
+    (channel, external_id) is unique, so a message delivered twice is stored once. The text
+    is kept exactly as given (HTML and scripts included) and escaped wherever it is shown.
+    """
+
+    channel = models.ForeignKey(
+        Channel, on_delete=models.PROTECT, related_name="messages", verbose_name=_("channel")
+    )
+    account = models.ForeignKey(
+        Account,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="messages",
+        verbose_name=_("account"),
+    )
+    external_id = models.CharField(_("external id"), max_length=255)
+    author_handle = models.CharField(_("author"), max_length=255, blank=True)
+    text = models.TextField(_("text"))
+    # The text with personal data masked, computed once at ingest by the one masking
+    # function: every public output reads this, none masks on its own.
+    public_text = models.TextField(_("text, personal data masked"))
+    sent_at = models.DateTimeField(_("written at"))
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True, db_index=True)
+    attachments = models.JSONField(_("attachments"), default=list, blank=True)
+    in_reply_to = models.CharField(_("in reply to"), max_length=255, blank=True)
+    raw_payload = models.JSONField(_("raw payload"), null=True, blank=True)
+    triage_state = models.CharField(
+        _("triage state"),
+        max_length=8,
+        choices=TriageState.choices,
+        default=TriageState.PENDING,
+    )
+
+    class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "external_id"], name="message_unique_per_channel"
+            )
+        ]
+        indexes = [models.Index(fields=["triage_state", "received_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.channel_id}:{self.external_id}"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ConnectorToken(models.Model):
+    """A bearer token with which one connector posts messages to `POST /api/v1/messages`.
+
+    Only the SHA-256 of the token is stored; the token itself is shown once, at creation.
+    """
+
+    name = models.CharField(_("name"), max_length=80, unique=True)
+    channel = models.ForeignKey(
+        Channel,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        verbose_name=_("limited to channel"),
+        help_text=_("Empty: the token may post to any channel."),
+    )
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("connector token")
+        verbose_name_plural = _("connector tokens")
+
+    def __str__(self) -> str:
+        return self.name

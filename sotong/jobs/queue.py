@@ -1,0 +1,29 @@
+"""The one way Sotong hands work to the background: `enqueue` after the transaction commits.
+
+Jobs run on django-q2 (the database broker in the embedded mode, Redis when configured).
+The queue is only a prompt: the database holds the truth (a message waiting for triage, a
+case near its deadline), and periodic sweeps pick up anything whose job was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django_q.tasks import async_task
+
+log = logging.getLogger(__name__)
+
+
+def enqueue(func: str, *args: Any, **kwargs: Any) -> None:
+    """Run `func` (a dotted path) in a worker once the current transaction has committed."""
+
+    def send() -> None:
+        try:
+            async_task(func, *args, **kwargs)
+        except Exception:
+            # The broker is down: the periodic sweeps will find the work in the database.
+            log.exception("could not enqueue %s; the next sweep will pick it up", func)
+
+    transaction.on_commit(send)

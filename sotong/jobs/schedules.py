@@ -1,0 +1,26 @@
+"""The periodic jobs every deployment runs, registered with django-q2's scheduler."""
+
+from __future__ import annotations
+
+from django_q.models import Schedule
+
+PERIODIC = {
+    # Safety net for messages whose triage job was lost (broker down, worker killed).
+    "sotong.triage.services.triage_backlog": 1,
+    # Reminders and escalations.
+    "sotong.cases.jobs.sweep": 1,
+}
+
+
+def ensure_schedules() -> None:
+    """Create or update the schedules; safe to run on every worker start."""
+    for func, minutes in PERIODIC.items():
+        Schedule.objects.update_or_create(
+            name=func,
+            defaults={
+                "func": func,
+                "schedule_type": Schedule.MINUTES,
+                "minutes": minutes,
+                "repeats": -1,
+            },
+        )

@@ -1,0 +1,81 @@
+"""What triage decided about each message, and every correction people made to it.
+
+Corrections are kept as labelled examples so that a trained engine can learn from them.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from sotong.directory.models import CaseType, Category, Unit
+from sotong.inbox.models import Message
+
+
+class TriageDecision(models.Model):
+    """The triage result for one message: relevance, category, unit, confidence, reasons."""
+
+    class Review(models.TextChoices):
+        AUTOMATIC = "auto", _("routed automatically")
+        WAITING = "waiting", _("waiting in the triage queue")
+        REVIEWED = "reviewed", _("reviewed by the center")
+
+    message = models.OneToOneField(
+        Message, on_delete=models.CASCADE, related_name="triage", verbose_name=_("message")
+    )
+    relevant = models.BooleanField(_("about city administration"), null=True)
+    category = models.ForeignKey(
+        Category, on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("category")
+    )
+    unit = models.ForeignKey(
+        Unit, on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("unit")
+    )
+    case_type = models.ForeignKey(
+        CaseType, on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("case type")
+    )
+    district_name = models.CharField(_("district named"), max_length=40, blank=True)
+    urgent = models.BooleanField(_("urgent"), default=False)
+    confidence = models.FloatField(_("confidence"))
+    reasons = models.JSONField(_("reasons"), default=list)
+    engine = models.CharField(_("engine and version"), max_length=40)
+    review = models.CharField(_("review"), max_length=8, choices=Review.choices)
+    decided_at = models.DateTimeField(_("decided at"), auto_now_add=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("triage decision")
+        verbose_name_plural = _("triage decisions")
+        indexes = [models.Index(fields=["review", "decided_at"])]
+
+    def __str__(self) -> str:
+        return f"triage of {self.message_id}"
+
+
+class TriageCorrection(models.Model):
+    """A person changed what triage decided: a labelled example for retraining."""
+
+    class Field(models.TextChoices):
+        RELEVANT = "relevant", _("relevance")
+        CATEGORY = "category", _("category")
+        UNIT = "unit", _("unit")
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="corrections")
+    field = models.CharField(max_length=16, choices=Field.choices)
+    before = models.CharField(max_length=80, blank=True)
+    after = models.CharField(max_length=80, blank=True)
+    engine = models.CharField(max_length=40, blank=True)
+    corrected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    corrected_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("triage correction")
+        verbose_name_plural = _("triage corrections")
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.before} → {self.after}"

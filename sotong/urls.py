@@ -1,0 +1,43 @@
+"""URL map: public portal at /, officers' workbench at /work/, connectors' API at /api/v1/."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from sotong.cases import api as case_api
+from sotong.inbox import api as inbox_api
+from sotong.portal import views as portal
+from sotong.workbench import views as work
+
+portal_patterns = [
+    path("", portal.home, name="home"),
+    path("cases/<str:number>/", portal.case_page, name="case"),
+    path("write/", portal.write, name="write"),
+    path("receipt/<str:token>/", portal.receipt, name="receipt"),
+]
+
+work_patterns = [
+    path("", work.home, name="home"),
+    path("triage/", work.triage_queue, name="triage"),
+    path("triage/<int:pk>/review/", work.triage_review, name="triage_review"),
+    path("inbox/", work.inbox, name="inbox"),
+    path("cases/<int:pk>/", work.case_detail, name="case"),
+    path("cases/<int:pk>/check-answer/", work.check_answer, name="check_answer"),
+    path("cases/<int:pk>/<str:action>/", work.case_action, name="case_action"),
+]
+
+api_patterns = [
+    path("messages", inbox_api.post_message, name="messages"),
+    path("cases/<int:pk>", case_api.get_case, name="case"),
+    path("cases/<int:pk>/<str:action>", case_api.case_action, name="case_action"),
+]
+
+urlpatterns = [
+    path("", include((portal_patterns, "portal"))),
+    path("work/", include((work_patterns, "workbench"))),
+    path("api/v1/", include((api_patterns, "api"))),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/", admin.site.urls),
+]
