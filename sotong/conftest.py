@@ -3,6 +3,7 @@ of each role, and a way to run queued jobs exactly as a worker would."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,15 @@ def shared_data(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: the shared datasets live beside the repository")
     return path
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI (SOTONG_REQUIRE_SHARED_DATA=1) a test skipped for want of ../shared/data fails."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("SOTONG_REQUIRE_SHARED_DATA") == "1":
+        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if "shared/data" in reason or "shared data" in reason:
+            report.outcome = "failed"
+            report.longrepr = f"shared data required in CI but absent: {reason}"

@@ -116,7 +116,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # Tests use a file, not memory, so a worker process started by a test sees the same data.
     DATABASES["default"]["TEST"] = {
-        "NAME": os.environ.get("SOTONG_TEST_SQLITE_FILE", str(VAR_DIR / "test-sotong.sqlite3"))
+        # One file per test run, so that two runs on one machine never share it.
+        "NAME": os.environ.get("SOTONG_TEST_SQLITE_FILE")
+        or str(VAR_DIR / f"test-sotong-{os.getpid()}.sqlite3")
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -47,7 +47,9 @@ def case_json(case: Case) -> dict[str, Any]:
         "answer": (
             {
                 "text": answers[-1].text,
-                "published_at": answers[-1].published_at.isoformat() if answers[-1].published_at else None,
+                "published_at": answers[-1].published_at.isoformat()
+                if answers[-1].published_at
+                else None,
                 "guideline": answers[-1].guideline_report,
             }
             if answers

@@ -20,7 +20,13 @@ from sotong.directory.models import Officer
 from sotong.jobs.queue import enqueue
 
 # On hold (보류) the clock is stopped by a public decision; merged cases live on elsewhere.
-WATCHED = [CaseStatus.NEW, CaseStatus.UNIT, CaseStatus.OFFICER, CaseStatus.DRAFTED, CaseStatus.APPROVED]
+WATCHED = [
+    CaseStatus.NEW,
+    CaseStatus.UNIT,
+    CaseStatus.OFFICER,
+    CaseStatus.DRAFTED,
+    CaseStatus.APPROVED,
+]
 BATCH = 500
 
 
@@ -41,8 +47,15 @@ def _lock_batch(**filters: object) -> list[Case]:
 def _record(cases: list[Case], action: str, now: datetime) -> None:
     AuditEvent.objects.bulk_create(
         [
-            AuditEvent(case=c, action=action, actor=None, actor_label="deadline sweep", at=now,
-                       before={}, after=snapshot(c))
+            AuditEvent(
+                case=c,
+                action=action,
+                actor=None,
+                actor_label="deadline sweep",
+                at=now,
+                before={},
+                after=snapshot(c),
+            )
             for c in cases
         ]
     )
@@ -61,11 +74,16 @@ def sweep_deadlines(now: datetime | None = None) -> SweepReport:
             notices = []
             for case in cases:
                 recipients = [case.officer] if case.officer else unit_staff(case.unit_id)
-                notices += [Notification(recipient=r, case=case, kind=Notification.Kind.REMINDER)
-                            for r in recipients if r is not None]
+                notices += [
+                    Notification(recipient=r, case=case, kind=Notification.Kind.REMINDER)
+                    for r in recipients
+                    if r is not None
+                ]
                 if case.unit_id is None:
-                    notices += [Notification(recipient=r, case=case, kind=Notification.Kind.REMINDER)
-                                for r in center]
+                    notices += [
+                        Notification(recipient=r, case=case, kind=Notification.Kind.REMINDER)
+                        for r in center
+                    ]
             Case.objects.filter(pk__in=[c.pk for c in cases]).update(reminded_at=now)
             _record(cases, "remind", now)
             Notification.objects.bulk_create(notices, ignore_conflicts=True)
@@ -79,8 +97,10 @@ def sweep_deadlines(now: datetime | None = None) -> SweepReport:
             notices = []
             for case in cases:
                 supervisors = unit_staff(case.unit_id, [Officer.Role.SUPERVISOR])
-                notices += [Notification(recipient=r, case=case, kind=Notification.Kind.ESCALATION)
-                            for r in supervisors + center]
+                notices += [
+                    Notification(recipient=r, case=case, kind=Notification.Kind.ESCALATION)
+                    for r in supervisors + center
+                ]
             Case.objects.filter(pk__in=[c.pk for c in cases]).update(escalated_at=now)
             _record(cases, "escalate", now)
             Notification.objects.bulk_create(notices, ignore_conflicts=True)

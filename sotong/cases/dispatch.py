@@ -51,7 +51,9 @@ def _target_case(params: Params) -> Case:
 
 
 HANDLERS: dict[str, Callable[[Case, Params, Officer], object]] = {
-    Action.ASSIGN_UNIT: lambda c, p, a: services.assign_unit(c, _unit(p), actor=a, note=_text(p, "note")),
+    Action.ASSIGN_UNIT: lambda c, p, a: services.assign_unit(
+        c, _unit(p), actor=a, note=_text(p, "note")
+    ),
     Action.ASSIGN_OFFICER: lambda c, p, a: services.assign_officer(c, _officer(p, a), actor=a),
     Action.DRAFT: lambda c, p, a: services.draft_answer(c, _text(p, "text"), actor=a),
     Action.APPROVE: lambda c, p, a: services.approve_answer(c, actor=a),
@@ -64,7 +66,9 @@ HANDLERS: dict[str, Callable[[Case, Params, Officer], object]] = {
     Action.TRANSFER: lambda c, p, a: services.transfer_case(
         c, _unit(p), reason=_text(p, "reason"), actor=a, wrong_unit=bool(p.get("wrong_unit"))
     ),
-    Action.MERGE: lambda c, p, a: services.merge_case(c, _target_case(p), actor=a, note=_text(p, "note")),
+    Action.MERGE: lambda c, p, a: services.merge_case(
+        c, _target_case(p), actor=a, note=_text(p, "note")
+    ),
     Action.REOPEN: lambda c, p, a: services.reopen_case(c, reason=_text(p, "reason"), actor=a),
 }
 

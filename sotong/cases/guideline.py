@@ -42,6 +42,7 @@ _ELEMENT_KEYS = frozenset(
     {"code", "label", "label_en", "help", "required", "keywords", "patterns", "exclude"}
 )
 _WS_RE = re.compile(r"\s+")
+_WORD_STOPS = frozenset(" .")
 
 
 @dataclass(frozen=True)
@@ -75,14 +76,11 @@ class GuidelineElement:
         Patterns are tried before keywords: they are the specific rules, so their match
         makes the better evidence.
         """
-        for pattern in self.patterns:
+        for pattern in (*self.patterns, *self._keyword_patterns):
             for match in pattern.finditer(text):
                 if self._counts(match.group(0)):
-                    return _clip(match.group(0))
-        for pattern in self._keyword_patterns:
-            for match in pattern.finditer(text):
-                if self._counts(match.group(0)):
-                    # A bare keyword ("감사") says little; show the whole word it sits in.
+                    # A bare keyword ("감사") or a unit's last syllable ("과(☎760-7577)")
+                    # says little; show the whole words the match sits in.
                     return _clip(_expand_to_words(text, match.start(), match.end()))
         return None
 
@@ -301,10 +299,18 @@ def _is_ascii_word_char(char: str) -> bool:
 
 
 def _expand_to_words(text: str, start: int, end: int) -> str:
-    while start > 0 and not text[start - 1].isspace() and end - start < EVIDENCE_MAX:
+    # Stop at a full stop too: officers glue sentences and list numbers ("드립니다.2. 귀하").
+    while start > 0 and text[start - 1] not in _WORD_STOPS and end - start < EVIDENCE_MAX:
         start -= 1
-    while end < len(text) and not text[end].isspace() and end - start < EVIDENCE_MAX:
+    while (
+        end < len(text)
+        and text[end] not in _WORD_STOPS
+        and text[end - 1] != "."
+        and end - start < EVIDENCE_MAX
+    ):
         end += 1
+    if end < len(text) and text[end] == "." and text[end - 1] != "." and end - start < EVIDENCE_MAX:
+        end += 1  # keep the sentence's own full stop
     return text[start:end]
 
 

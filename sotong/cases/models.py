@@ -110,6 +110,9 @@ class CaseMessage(models.Model):
         verbose_name = _("case message")
         verbose_name_plural = _("case messages")
 
+    def __str__(self) -> str:
+        return f"{self.case} ← {self.message}"
+
 
 class Answer(models.Model):
     """An officer's answer to a case. Drafts are edited in place; once published it is
@@ -119,9 +122,7 @@ class Answer(models.Model):
     text = models.TextField(_("answer"))
     # Set at publishing by the one masking function; the public pages show only this.
     public_text = models.TextField(_("answer, personal data masked"), blank=True)
-    author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     guideline_report = models.JSONField(_("guideline check"), default=dict)
@@ -140,6 +141,9 @@ class Answer(models.Model):
         verbose_name = _("answer")
         verbose_name_plural = _("answers")
         ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"answer to {self.case}"
 
 
 class AuditEvent(models.Model):
@@ -161,6 +165,9 @@ class AuditEvent(models.Model):
         verbose_name = _("audit event")
         verbose_name_plural = _("audit events")
         ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.action} by {self.actor_label}"
 
     def save(self, *args: object, **kwargs: object) -> None:
         if self.pk is not None:
@@ -195,7 +202,5 @@ class Notification(models.Model):
         verbose_name_plural = _("notifications")
         constraints = [
             # Sweeps may run twice; one reminder (or escalation) per case and person.
-            models.UniqueConstraint(
-                fields=["recipient", "case", "kind"], name="notification_once"
-            )
+            models.UniqueConstraint(fields=["recipient", "case", "kind"], name="notification_once")
         ]

@@ -3,9 +3,17 @@ the timeline, and what the public may see. Related rows are fetched with the cas
 
 from __future__ import annotations
 
-from django.db.models import Case as When_, IntegerField, Prefetch, QuerySet, Value, When
+from django.db.models import Case as When_
+from django.db.models import IntegerField, Prefetch, QuerySet, Value, When
 
-from sotong.cases.models import Answer, AuditEvent, Case, CaseMessage, Notification, parse_case_number
+from sotong.cases.models import (
+    Answer,
+    AuditEvent,
+    Case,
+    CaseMessage,
+    Notification,
+    parse_case_number,
+)
 from sotong.cases.permissions import can_view
 from sotong.cases.workflow import OPEN_STATES, CaseStatus
 from sotong.directory.models import Officer
@@ -41,7 +49,9 @@ def unit_inbox(officer: Officer, *, status: str = "open") -> QuerySet[Case]:
     elif status:
         cases = cases.filter(status=status)
     return cases.annotate(
-        urgency=When_(When(urgent=True, then=Value(0)), default=Value(1), output_field=IntegerField())
+        urgency=When_(
+            When(urgent=True, then=Value(0)), default=Value(1), output_field=IntegerField()
+        )
     ).order_by("urgency", "deadline_at", "pk")
 
 

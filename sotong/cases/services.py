@@ -79,7 +79,9 @@ def _audit(
 
 def _locked(case: Case) -> Case:
     """The case re-read under a row lock, so two people acting at once are serialised."""
-    return Case.objects.select_for_update().select_related("unit", "case_type").get(pk=case.pk)
+    # of=self: PostgreSQL cannot lock the nullable side of the outer join to the unit.
+    locked = Case.objects.select_for_update(of=("self",))
+    return locked.select_related("unit", "case_type").get(pk=case.pk)
 
 
 def _notify(recipients: Sequence[Officer], case: Case, kind: str) -> None:
@@ -117,7 +119,9 @@ class CaseOpening:
     urgent: bool = False
 
 
-def open_cases(openings: Sequence[CaseOpening], *, actor: Officer | None = None, note: str = "") -> list[Case]:
+def open_cases(
+    openings: Sequence[CaseOpening], *, actor: Officer | None = None, note: str = ""
+) -> list[Case]:
     """Open one case per message, routed to its unit where one is known.
 
     Call inside a transaction. A message that already belongs to a case is skipped, so a
@@ -242,16 +246,25 @@ def transfer_case(
         from sotong.triage.services import record_unit_correction
 
         record_unit_correction(case, before_unit_id=before["unit"], unit=unit, actor=actor)
-    _notify(unit_staff(unit.pk, [Officer.Role.SUPERVISOR]) or unit_staff(unit.pk), case,
-            Notification.Kind.ASSIGNED)
+    _notify(
+        unit_staff(unit.pk, [Officer.Role.SUPERVISOR]) or unit_staff(unit.pk),
+        case,
+        Notification.Kind.ASSIGNED,
+    )
     return case
 
 
 # --- Answering -------------------------------------------------------------------------
 
 
+def requires_approval(case: Case) -> bool:
+    return bool(case.unit and case.unit.requires_approval)
+
+
 def public_numbers_for(case: Case) -> list[str]:
     """Phone numbers an answer may show: its unit's and the answering officers' office lines."""
+    if case.unit_id is None:
+        return []
     numbers = [u.phone for u in Unit.objects.filter(pk=case.unit_id) if u.phone]
     numbers += [o.phone for o in Officer.objects.filter(unit_id=case.unit_id) if o.phone]
     return numbers
@@ -289,9 +302,17 @@ def draft_answer(case: Case, text: str, *, actor: Officer) -> Answer:
     answer.approved_by = None
     answer.approved_at = None
     answer.save()
-    _audit(case, Action.DRAFT, actor, before, note=f"missing: {', '.join(report.missing)}" if report.missing else "")
-    if case.unit.requires_approval:
-        _notify(unit_staff(case.unit_id, [Officer.Role.SUPERVISOR]), case, Notification.Kind.APPROVAL)
+    _audit(
+        case,
+        Action.DRAFT,
+        actor,
+        before,
+        note=f"missing: {', '.join(report.missing)}" if report.missing else "",
+    )
+    if requires_approval(case):
+        _notify(
+            unit_staff(case.unit_id, [Officer.Role.SUPERVISOR]), case, Notification.Kind.APPROVAL
+        )
     return answer
 
 
@@ -328,7 +349,7 @@ def publish_answer(case: Case, *, actor: Officer | None, override_reason: str = 
     case = _locked(case)
     check_permission(actor, Action.PUBLISH, case)
     answer = _answer_for_action(case)
-    status = next_status(Action.PUBLISH, case.status, requires_approval=case.unit.requires_approval)
+    status = next_status(Action.PUBLISH, case.status, requires_approval=requires_approval(case))
     numbers = public_numbers_for(case)
     report = check_answer(answer.text, public_numbers=numbers)
     override_reason = override_reason.strip()
@@ -346,8 +367,14 @@ def publish_answer(case: Case, *, actor: Officer | None, override_reason: str = 
     answer.override_reason = override_reason if report.missing else ""
     answer.public_text = mask_personal_data(answer.text, allow=numbers)
     answer.published_at = now
-    answer.save(update_fields=["guideline_report", "override_reason", "public_text", "published_at"])
-    note = f"guideline override: {override_reason} (missing: {', '.join(report.missing)})" if report.missing else ""
+    answer.save(
+        update_fields=["guideline_report", "override_reason", "public_text", "published_at"]
+    )
+    note = (
+        f"guideline override: {override_reason} (missing: {', '.join(report.missing)})"
+        if report.missing
+        else ""
+    )
     _audit(case, Action.PUBLISH, actor, before, note=note)
     return answer
 
@@ -433,7 +460,12 @@ def reopen_case(case: Case, *, reason: str, actor: Officer | None) -> Case:
     case.deadline_at, case.remind_at = compute_case_deadline(case.case_type, timezone.now())
     case.save(
         update_fields=[
-            "status", "closed_at", "answered_at", "reminded_at", "escalated_at", "deadline_at",
+            "status",
+            "closed_at",
+            "answered_at",
+            "reminded_at",
+            "escalated_at",
+            "deadline_at",
             "remind_at",
         ]
     )

@@ -106,7 +106,7 @@ def next_status(
 
 def allowed_actions(current: str, *, requires_approval: bool = False) -> list[Action]:
     """Actions the state allows (permissions are checked separately)."""
-    allowed = []
+    allowed: list[Action] = []
     for action, transition in TRANSITIONS.items():
         if action == Action.JOIN or current not in transition.sources:
             continue

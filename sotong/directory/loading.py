@@ -125,7 +125,9 @@ def load_directory(folder: Path = DEFAULT_DIRECTORY) -> LoadReport:
         except Unit.DoesNotExist:
             raise DirectoryError(f"{where}: unit '{code}' does not exist") from None
 
-    existing_rules = set(TriageRule.objects.values_list("category_id", "kind", "text"))
+    existing_rules: set[tuple[int | None, str, str]] = set(
+        TriageRule.objects.values_list("category_id", "kind", "text")
+    )
 
     def save_rules(category: Category | None, item: dict[str, Any], where: str) -> int:
         new_rules = []
@@ -171,7 +173,10 @@ def load_directory(folder: Path = DEFAULT_DIRECTORY) -> LoadReport:
         code = _require(item, "code", "channels")
         channels[code], _ = Channel.objects.update_or_create(
             code=code,
-            defaults={"name": _require(item, "name", f"channel {code}"), "name_en": item.get("name_en") or ""},
+            defaults={
+                "name": _require(item, "name", f"channel {code}"),
+                "name_en": item.get("name_en") or "",
+            },
         )
         report.channels += 1
 
@@ -183,11 +188,11 @@ def load_directory(folder: Path = DEFAULT_DIRECTORY) -> LoadReport:
         channel = channels.get(channel_code) or Channel.objects.filter(code=channel_code).first()
         if channel is None:
             raise DirectoryError(f"{where}: channel '{channel_code}' does not exist")
-        unit = unit_for(item["unit"], where) if item.get("unit") else None
+        runner = unit_for(item["unit"], where) if item.get("unit") else None
         account, _ = Account.objects.update_or_create(
             channel=channel,
             handle=handle,
-            defaults={"name": _require(item, "name", where), "unit": unit},
+            defaults={"name": _require(item, "name", where), "unit": runner},
         )
         accounts[f"{channel_code}:{handle}"] = account
         report.accounts += 1

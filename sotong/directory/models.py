@@ -158,9 +158,7 @@ class TriageRule(models.Model):
         verbose_name = _("triage rule")
         verbose_name_plural = _("triage rules")
         constraints = [
-            models.UniqueConstraint(
-                fields=["category", "kind", "text"], name="triage_rule_unique"
-            )
+            models.UniqueConstraint(fields=["category", "kind", "text"], name="triage_rule_unique")
         ]
 
     def __str__(self) -> str:

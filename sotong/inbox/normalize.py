@@ -42,14 +42,18 @@ def decode_json_body(body: bytes) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise InvalidInput(
+            f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
 
 
 def _check_unicode(value: str, name: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidInput(f"'{name}' holds an invalid character (a lone surrogate)", field=name) from None
+        raise InvalidInput(
+            f"'{name}' holds an invalid character (a lone surrogate)", field=name
+        ) from None
     return value
 
 
@@ -78,7 +82,9 @@ def _timestamp(data: dict[str, Any], name: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidInput(f"'{name}' is not an ISO 8601 date-time: {value[:40]!r}", field=name) from None
+        raise InvalidInput(
+            f"'{name}' is not an ISO 8601 date-time: {value[:40]!r}", field=name
+        ) from None
     if moment.tzinfo is None:
         raise InvalidInput(f"'{name}' needs a time zone (e.g. +09:00 or Z)", field=name)
     return moment
@@ -100,7 +106,9 @@ def _attachments(data: dict[str, Any]) -> list[dict[str, str]]:
         url = _string(item, "url", required=True, limit=MAX_URL)
         if not url.lower().startswith(("https://", "http://")):
             raise InvalidInput(f"'{where}.url' must be an http(s) URL", field=where)
-        cleaned.append({"url": url, "type": _string(item, "type", limit=80), "name": _string(item, "name")})
+        cleaned.append(
+            {"url": url, "type": _string(item, "type", limit=80), "name": _string(item, "name")}
+        )
     return cleaned
 
 
@@ -121,11 +129,20 @@ def normalize_message(data: Any, *, max_text: int) -> NormalizedMessage:
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object")
     unknown = set(data) - {
-        "channel", "account", "external_id", "author", "text", "sent_at", "attachments",
-        "in_reply_to", "raw",
+        "channel",
+        "account",
+        "external_id",
+        "author",
+        "text",
+        "sent_at",
+        "attachments",
+        "in_reply_to",
+        "raw",
     }
     if unknown:
-        raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+        raise InvalidInput(
+            f"unknown field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0]
+        )
     return NormalizedMessage(
         channel=_string(data, "channel", required=True, limit=32),
         external_id=_string(data, "external_id", required=True),

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from datetime import timedelta
+
 from django.utils import timezone
 
 from sotong.directory.models import Account, Channel
@@ -56,7 +58,9 @@ class _Lookup:
         if key not in self.accounts:
             found = Account.objects.filter(channel=channel, handle=handle).first()
             if found is None:
-                raise InvalidInput(f"unknown account '{handle}' on channel '{channel.code}'", field="account")
+                raise InvalidInput(
+                    f"unknown account '{handle}' on channel '{channel.code}'", field="account"
+                )
             self.accounts[key] = found
         return self.accounts[key]
 
@@ -77,7 +81,9 @@ def _build(item: NormalizedMessage, lookup: _Lookup, allowed: Channel | None) ->
     )
 
 
-def ingest_message(item: NormalizedMessage, *, allowed_channel: Channel | None = None) -> IngestResult:
+def ingest_message(
+    item: NormalizedMessage, *, allowed_channel: Channel | None = None
+) -> IngestResult:
     """Store one message (or find it stored already) and queue its triage."""
     message = _build(item, _Lookup(), allowed_channel)
     try:
@@ -94,7 +100,9 @@ def ingest_message(item: NormalizedMessage, *, allowed_channel: Channel | None =
     return IngestResult(message, created=True)
 
 
-def ingest_batch(items: Sequence[NormalizedMessage], *, allowed_channel: Channel | None = None) -> list[Message]:
+def ingest_batch(
+    items: Sequence[NormalizedMessage], *, allowed_channel: Channel | None = None
+) -> list[Message]:
     """Store many messages at once; returns those that were new. Duplicates, within the
     batch or already stored, are skipped."""
     lookup = _Lookup()
@@ -109,9 +117,9 @@ def ingest_batch(items: Sequence[NormalizedMessage], *, allowed_channel: Channel
         for channel_id, external_ids in by_channel.items():
             for start in range(0, len(external_ids), 900):  # SQLite's variable limit
                 chunk = external_ids[start : start + 900]
-                for found in Message.objects.filter(channel_id=channel_id, external_id__in=chunk).values_list(
-                    "external_id", flat=True
-                ):
+                for found in Message.objects.filter(
+                    channel_id=channel_id, external_id__in=chunk
+                ).values_list("external_id", flat=True):
                     built.pop((channel_id, found), None)
         new = list(built.values())
         Message.objects.bulk_create(new, batch_size=500)
@@ -144,6 +152,6 @@ def authenticate_connector(header: str) -> ConnectorToken:
         raise NotAuthenticated("unknown or revoked connector token")
     now = timezone.now()
     # Recorded to the minute: a write on every call would slow the busiest path for nothing.
-    if token.last_used_at is None or now - token.last_used_at > timezone.timedelta(minutes=1):
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ConnectorToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token

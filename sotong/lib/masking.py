@@ -110,7 +110,7 @@ _RRN_CARD = re.compile(
     r"|(?P<card>[0-9]{3}(?P<s>[-. ]| - )(?:[0-9]{4}|[*xX●]{4})(?P=s)(?:[0-9]{4}|[*xX●]{4})"
     r"(?P=s)[0-9]{4}|(?<=3)[47][0-9]{2}(?P<t>[- ])[0-9]{6}(?P=t)[0-9]{5})" + _NOT_BEFORE_NUM + r""
     # An unseparated run is only a card when the Luhn check passes (checked in code).
-    r"|(?P<cardrun>[0-9]{15}|(?<=3)[47][0-9]{12})" + _NOT_BEFORE_NUM + r")"
+    r"|(?P<cardrun>[0-9]{15}|(?<=3)[47][0-9]{13})" + _NOT_BEFORE_NUM + r")"
 )
 
 _AREA_REST = r"(?:2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70|50[0-9])"  # area code after its leading 0
@@ -119,39 +119,27 @@ _INTL = r"\+(?<![0-9A-Za-z+]\+) ?82" + _SEP + r"?(?:\(0\) ?)?0?"
 _SUBSCRIBER = _SEP + r"?(?:[0-9]{3,4}|[*xX]{3,4})" + _SEP + r"?[0-9]{4}" + _NOT_BEFORE_NUM
 _ZERO = r"0(?<![0-9A-Za-z+]0)(?<![0-9][-.]0)"  # a leading 0 that starts a token
 
-# Mobile and landline prefixes exclude each other, so one pass finds both.
+# One pass for mobiles and landlines; the kind is read off the digits in code. The top level is
+# a plain alternation of literals so the engine can jump between "+", "(" and "0" quickly.
 _PHONE = re.compile(
-    r"(?P<mobile>(?:"
-    + _INTL
-    + r"1[016789]|\((?<![0-9A-Za-z]\()01[016789]\)|"
-    + _ZERO
-    + r"1[016789]\)?)"
-    + _SUBSCRIBER
-    + r")"
-    r"|(?P<landline>(?:"
-    + _INTL
-    + _AREA_INTL
-    + r"|\((?<![0-9A-Za-z]\()0"
-    + _AREA_REST
-    + r"\)|"
-    + _ZERO
-    + _AREA_REST
-    + r"\)?)"
-    + _SUBSCRIBER
-    + r")"
+    r"(?:" + _INTL + r"(?:1[016789]|" + _AREA_INTL + r")"
+    r"|\((?<![0-9A-Za-z]\()0(?:1[016789]|" + _AREA_REST + r")\)"
+    r"|" + _ZERO + r"(?:1[016789]|" + _AREA_REST + r")\)?)" + _SUBSCRIBER + r""
     # "0 1 0 1 2 3 4 5 6 7 8": digits typed one by one with single spaces.
-    r"|(?P<spaced>0(?<![0-9]0)(?<![0-9] 0) 1 [016789](?: [0-9]){7,8}(?![0-9])(?! [0-9]))"
+    r"|0(?<![0-9]0)(?<![0-9] 0) 1 [016789](?: [0-9]){7,8}(?![0-9])(?! [0-9])"
 )
 
 # An office number without area code ("☎ 760-7577") is only a phone when a phone cue precedes
-# it; a bare "760-7577" in prose is too ambiguous. 15xx/16xx/18xx business lines start with 1.
+# it; a bare "760-7577" in prose is too ambiguous, and "접수번호 2403-1234" is no cue (only a bare
+# "번호:" is). 15xx/16xx/18xx business lines start with 1 and are never matched.
 _LOCAL_WITH_CUE = re.compile(
-    r"(?:☎|☏|📞|📱|전화(?:번호)?|연락처|TEL|Tel|tel|번호|내선|직통)(?:는|은|:)?[ :.)(]{0,3}"
+    r"(?:☎|☏|📞|📱|전화(?:번호)?|연락처|(?<![A-Za-z])(?:TEL|Tel|tel)|(?<![가-힣])번호 ?:|내선|직통)"
+    r"(?:는|은|:)?[ :.)(]{0,3}"
     r"(?P<m>[2-9][0-9]{2,3}[-.][0-9]{4})" + _NOT_BEFORE_NUM
 )
 
 _EMAIL = re.compile(
-    r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,6}"
+    r"[A-Za-z0-9._%+-](?<![A-Za-z0-9._%+-][A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,6}"
     r"\.[A-Za-z]{2,24}(?![A-Za-z0-9-])"
 )
 
@@ -184,11 +172,15 @@ _UNITS = (
     "페이지|째|차(?![도량])|톤|리터|미터|킬로|km|m(?![a-z])|cm|mm|kg|%|퍼센트|프로|선|기(?!준)"
 )
 
+# After a plate "번" is fine ("12가3456번 차량"); these still mean a count, date or amount.
+_PLATE_STOP = (
+    "년|개월|월|일|원|만|천|억|명|개|건|회|세대|가구|평|시간|시|분|초|km|%|곳|마리|층|위|배"
+)
 _PLATE_LETTERS = "가나다라마거너더러머버서어저고노도로모보소오조구누두루무부수우주아바사자배하허호"
 # Digits first; an old-style region prefix ("서울12가3456") is picked up in code.
 _CAR_PLATE = re.compile(
     r"[0-9](?<![0-9][0-9])(?<![0-9][-.][0-9])(?P<lead>[0-9]{0,2}) ?[" + _PLATE_LETTERS + r"] ?"
-    r"[0-9]{4}(?![0-9])(?![-.,][0-9])(?! ?(?:" + _UNITS + r"))"
+    r"[0-9]{4}(?![0-9])(?![-.,][0-9])(?! ?(?:" + _PLATE_STOP + r"))"
 )
 _REGION_BEFORE = re.compile(
     r"(?<![가-힣])(?:서울|부산|대구|인천|광주|대전|울산|세종|경기|강원|충북|충남|전북|전남|경북|"
@@ -205,19 +197,25 @@ _ADDR_NUM = re.compile(
     r"(?![0-9])(?![-.,:/~][0-9])(?![가길호동층선기차]|번(?!지))(?! ?(?:" + _UNITS + r"))"
 )
 _PLACE_BEFORE = re.compile(
-    r"(?<![가-힣A-Za-z0-9])(?:(?P<dong>[가-힣]{1,8}(?:[0-9]{1,2}[동가]|동|리))"
+    r"(?<![가-힣A-Za-z0-9])(?:(?P<dong>[가-힣]{1,8}(?:[0-9]{1,2}동| ?[0-9]{1,2}가|동|리))"
     r"|(?P<road>[가-힣]{1,10}(?:[0-9]{1,3}번?)?[로길](?: ?[0-9]{1,4}번?길)?)) ?\Z"
 )
 _ROAD_SUFFIX = re.compile(r" ?[0-9]{1,4}번?길\Z")
 # Apartment/villa units: find "1203호", then look at what is in front of it.
 _HO = re.compile(r"[0-9](?<![0-9A-Za-z][0-9])[0-9]{0,3}호(?:실)?(?![선기차점텔])")
+_BUILDINGS = (
+    "아파트|APT|apt|빌라|오피스텔|맨션|하이츠|빌|타운|원룸|주택|연립|다세대|다가구|캐슬|빌리지|하우스|"
+    "팰리스|고시원|고시텔"
+)
 _HO_PREFIX = re.compile(
     r"(?P<unit>(?:(?<![0-9A-Za-z])[0-9]{1,4}|(?<![0-9A-Za-z])[A-Za-z]"
     r"|(?<![가-힣])[가나다라마바사아자차카타파하])동 ?(?:[0-9]{1,2}층 ?)?"
     r"|(?<![0-9A-Za-z])(?:[Bb]|지하 ?)?[0-9]{1,2}층 ?|(?<![0-9A-Za-z-])[0-9]{1,4}-)\Z"
-    r"|(?:아파트|APT|apt|빌라|오피스텔|맨션|하이츠|빌|타운|원룸|주택|연립|다세대|다가구|캐슬|"
-    r"빌리지|하우스|팰리스|고시원|고시텔) ?\Z"
+    r"|(?:" + _BUILDINGS + r") ?\Z"
 )
+# Cheap pre-check before _HO_PREFIX: the character in front of a unit prefix can only be one of
+# these ("동", "층", "-" or the last letter of a building word).
+_HO_PREFIX_LAST = frozenset("동층-" + "".join(w[-1] for w in _BUILDINGS.split("|")))
 
 
 def _wordset(words: str) -> frozenset[str]:
@@ -229,7 +227,9 @@ _NOT_ROAD = _wordset(
     "도로 차로 경로 통로 진로 선로 수로 항로 활주로 교차로 대로 서로 바로 새로 따로 절로 저절로 "
     "스스로 제대로 그대로 이대로 멋대로 마음대로 맘대로 함부로 억지로 실제로 주로 정말로 진짜로 "
     "최초로 별도로 뒤로 위로 전화로 문자로 메일로 버스로 택시로 지하철로 기차로 자전거로 카드로 "
-    "계좌로 팩스로 배로 걸로 거로 그걸로 이걸로 저걸로 대체로 무료로 유료로 오후로 "
+    "계좌로 팩스로 배로 걸로 거로 그걸로 이걸로 저걸로 대체로 무료로 유료로 오후로 최대로 최소로 "
+    "최고로 최저로 위주로 차례로 순서대로 예정대로 계획대로 법대로 원칙대로 규정대로 말대로 "
+    "생각대로 뜻대로 시간대로 매뉴얼대로 "
     "골목길 산길 밤길 뒷길 지름길 갈림길 오르막길 내리막길 출근길 퇴근길 등굣길 하굣길 귀갓길 "
     "빗길 눈길 산책길 찻길 가는길 오는길 이길 그길 저길 꽃길"
 )
@@ -238,11 +238,16 @@ _NOT_DONG = _wordset(
     "협동 진동 파동 부동 발동 선동 구동 유동 기동 거동 반동 격동 엄동 한동 몇동 같은동 우리동 "
     "옆동 앞동 뒷동 윗동 아랫동 다른동 그동 저동 지동 삼동"
 )
+_NOT_RI = _wordset(
+    "처리 관리 자리 소리 머리 다리 우리 요리 마리 수리 정리 무리 유리 논리 원리 권리 심리 진리 "
+    "의리 조리 분리 대리 미리 빨리 멀리 널리 얼리 부리 꼬리 고리 허리 노리 보리 오리 리"
+)
 _YEARLIKE = re.compile(r"(?:19|20)[0-9]{2}")
 
 _URL = re.compile(
     r"(?:https?://|www\.)[^\s<>\"'`가-힣]+"
-    r"|(?<![A-Za-z0-9@._-])(?:[A-Za-z0-9-]+\.)+(?:com|net|org|kr|me|be|io|ly|gl|co|tv|app)"
+    r"|[A-Za-z0-9](?<![A-Za-z0-9@._-][A-Za-z0-9])[A-Za-z0-9-]{0,62}\.(?:[A-Za-z0-9-]{1,63}\.){0,4}"
+    r"(?:com|net|org|kr|me|be|io|ly|gl|co|tv|app)"
     r"/[^\s<>\"'`가-힣]*"
 )
 _HAS_DIGIT = re.compile(r"[0-9]")
@@ -307,14 +312,13 @@ def _collect_numbers(folded: str, out: list[_Cand]) -> None:
 
     phone_spans: set[tuple[int, int]] = set()
     for m in _PHONE.finditer(folded):
-        kind = "landline" if m.group("landline") else "mobile"
+        kind = "mobile" if _digit_key(m.group())[:2] == "01" else "landline"
         out.append((_P[kind], m.start(), m.end(), kind))
         phone_spans.add(m.span())
     if "-" in folded or "." in folded:
         for m in _LOCAL_WITH_CUE.finditer(folded):
             out.append((_P["landline"], m.start("m"), m.end("m"), "landline"))
 
-    has_cue: bool | None = None  # looked up lazily: most texts have no long digit groups
     for m in _ACCOUNT.finditer(folded):
         start, end = m.span()
         text = m.group()
@@ -328,9 +332,7 @@ def _collect_numbers(folded: str, out: list[_Cand]) -> None:
             digits = "".join(g.group() for g in groups)
         if not 10 <= len(digits) <= 14:
             continue
-        if has_cue is None:
-            has_cue = _BANK_CUE.search(folded) is not None
-        if has_cue and _bank_cue_ok(folded, start, (start, end) in phone_spans):
+        if _bank_cue_ok(folded, start, (start, end) in phone_spans):
             out.append((_P["bank_account"], start, end, "bank_account"))
             if (start, end) in rrn_nosep:
                 # A 13-digit run right after a bank cue is an account, not an RRN look-alike.
@@ -370,7 +372,7 @@ def _collect_addresses(folded: str, out: list[_Cand]) -> None:
         number = m.group()
         if place.group("dong"):
             word = place.group("dong")
-            if word in _NOT_DONG and not strong:
+            if word in _NOT_DONG or word in _NOT_RI or word.endswith("거리"):
                 continue
             # Many ordinary words end in 리 ("거리", "처리"): there only lot-like numbers count.
             if not strong and (word[-1] == "리" or _YEARLIKE.fullmatch(number)):
@@ -388,6 +390,9 @@ def _collect_addresses(folded: str, out: list[_Cand]) -> None:
     if "호" in folded:
         for m in _HO.finditer(folded):
             start = m.start()
+            before = folded[start - 2 : start].rstrip(" ")
+            if not before or before[-1] not in _HO_PREFIX_LAST:
+                continue
             prefix = _HO_PREFIX.search(folded, max(0, start - 14), start)
             if prefix is None:
                 continue

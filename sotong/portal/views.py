@@ -62,8 +62,11 @@ class WriteForm(forms.Form):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        districts = Unit.objects.filter(kind=Unit.Kind.DISTRICT, active=True).exclude(district_name="")
-        self.fields["district"].choices = [("", "—")] + [(u.district_name, u.district_name) for u in districts]
+        districts = Unit.objects.filter(kind=Unit.Kind.DISTRICT, active=True).exclude(
+            district_name=""
+        )
+        choices = [("", "—")] + [(u.district_name, u.district_name) for u in districts]
+        self.fields["district"].choices = choices  # type: ignore[attr-defined]
 
 
 def write(request: HttpRequest) -> HttpResponse:

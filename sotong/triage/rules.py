@@ -126,17 +126,15 @@ def triage_text(text: str, rules: RuleSet) -> TriageOutcome:
                 scores[code] += weight
                 evidence[code].append(keyword)
     for code, pattern, weight in rules._patterns:
-        match = pattern.search(folded)
-        if match:
+        if found := pattern.search(folded):
             scores[code] += weight
-            evidence[code].append(match.group(0))
+            evidence[code].append(found.group(0))
     cue_score = 0.0
     cues: list[str] = []
     for pattern, weight in rules.request_cues:
-        match = pattern.search(folded)
-        if match:
+        if found := pattern.search(folded):
             cue_score += weight
-            cues.append(match.group(0))
+            cues.append(found.group(0))
     district = rules.find_district(folded)
     reasons: list[str] = [f"요청 표현: {c}" for c in cues[:3]]
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
+from datetime import timedelta
+
 from django.utils import timezone
 
 from sotong.cases.models import Case
@@ -21,7 +23,14 @@ from sotong.directory.models import CaseType, Category, Officer, TriageRule, Uni
 from sotong.errors import InvalidInput, PermissionDenied
 from sotong.inbox.models import Message, TriageState
 from sotong.triage.models import TriageCorrection, TriageDecision
-from sotong.triage.rules import CategorySpec, DistrictSpec, RuleSet, TriageOutcome, build_ruleset, triage_text
+from sotong.triage.rules import (
+    CategorySpec,
+    DistrictSpec,
+    RuleSet,
+    TriageOutcome,
+    build_ruleset,
+    triage_text,
+)
 
 # A rule set is rebuilt at most this often in a long-running worker, so an administrator's
 # edit in the admin takes effect within a minute without a restart.
@@ -46,8 +55,7 @@ def load_rules() -> Directory:
     units = {u.code: u for u in Unit.objects.filter(active=True)}
     case_types = {t.code: t for t in CaseType.objects.all()}
     categories = {
-        c.code: c
-        for c in Category.objects.filter(active=True).select_related("owner", "case_type")
+        c.code: c for c in Category.objects.filter(active=True).select_related("owner", "case_type")
     }
     keywords: dict[int | None, list[tuple[str, float]]] = {}
     patterns: dict[int | None, list[tuple[str, float]]] = {}
@@ -158,7 +166,7 @@ def triage_messages(message_ids: Sequence[int]) -> int:
 
 def triage_backlog(older_than_seconds: float = 30.0, batch: int = 500) -> int:
     """Triage messages whose job was lost (broker down, worker killed). Run periodically."""
-    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     done = 0
     while True:
         ids = list(
@@ -182,7 +190,9 @@ def _require_center(actor: Officer) -> None:
         raise PermissionDenied("only the center reviews triage")
 
 
-def _correct(decision: TriageDecision, field: str, before: object, after: object, actor: Officer) -> None:
+def _correct(
+    decision: TriageDecision, field: str, before: object, after: object, actor: Officer
+) -> None:
     if str(before or "") != str(after or ""):
         TriageCorrection.objects.create(
             message=decision.message,
@@ -206,17 +216,29 @@ def review_decision(
     """The center confirms or corrects a decision. A relevant message opens its case,
     routed to `unit`; every change is kept as a correction."""
     _require_center(actor)
-    decision = TriageDecision.objects.select_for_update().select_related("message").get(pk=decision.pk)
+    decision = (
+        TriageDecision.objects.select_for_update().select_related("message").get(pk=decision.pk)
+    )
     if decision.review == TriageDecision.Review.REVIEWED or hasattr(decision.message, "case_link"):
         raise InvalidInput("this message was already reviewed")
     if relevant and unit is None:
         raise InvalidInput("choose the unit that owns the matter", field="unit")
     _correct(decision, TriageCorrection.Field.RELEVANT, decision.relevant, relevant, actor)
     if relevant:
-        _correct(decision, TriageCorrection.Field.CATEGORY,
-                 decision.category.code if decision.category else "", category.code if category else "", actor)
-        _correct(decision, TriageCorrection.Field.UNIT,
-                 decision.unit.code if decision.unit else "", unit.code if unit else "", actor)
+        _correct(
+            decision,
+            TriageCorrection.Field.CATEGORY,
+            decision.category.code if decision.category else "",
+            category.code if category else "",
+            actor,
+        )
+        _correct(
+            decision,
+            TriageCorrection.Field.UNIT,
+            decision.unit.code if decision.unit else "",
+            unit.code if unit else "",
+            actor,
+        )
     decision.relevant = relevant
     decision.category = category if relevant else decision.category
     decision.unit = unit if relevant else decision.unit
@@ -246,12 +268,16 @@ def review_decision(
     return cases[0] if cases else None
 
 
-def record_unit_correction(case: Case, *, before_unit_id: int | None, unit: Unit, actor: Officer | None) -> None:
+def record_unit_correction(
+    case: Case, *, before_unit_id: int | None, unit: Unit, actor: Officer | None
+) -> None:
     """A transfer marked "wrong unit" teaches triage the right owner of the opening message."""
     link = case.case_messages.filter(role="opened").select_related("message").first()
     if link is None:
         return
-    before = Unit.objects.filter(pk=before_unit_id).values_list("code", flat=True).first() or ""
+    before = ""
+    if before_unit_id is not None:
+        before = Unit.objects.filter(pk=before_unit_id).values_list("code", flat=True).first() or ""
     TriageCorrection.objects.create(
         message=link.message,
         field=TriageCorrection.Field.UNIT,

@@ -11,10 +11,10 @@ from django.views.decorators.http import require_POST
 from sotong.cases import selectors
 from sotong.cases.dispatch import perform
 from sotong.cases.permissions import check_permission
-from sotong.cases.services import check_case_answer, current_answer
+from sotong.cases.services import check_case_answer, current_answer, requires_approval
 from sotong.cases.workflow import Action, CaseStatus, allowed_actions
 from sotong.directory.models import Category, Officer, Unit
-from sotong.errors import InvalidInput, NotFound, PermissionDenied
+from sotong.errors import InvalidInput, PermissionDenied
 from sotong.triage import selectors as triage_selectors
 from sotong.triage.services import review_decision
 
@@ -58,7 +58,7 @@ def triage_review(request: HttpRequest, pk: int) -> HttpResponse:
     if relevant and unit is None and category is not None:
         unit = category.owner
     case = review_decision(decision, actor=officer, relevant=relevant, category=category, unit=unit)
-    if request.htmx:
+    if request.headers.get("HX-Request"):
         return render(request, "workbench/_triage_done.html", {"decision": decision, "case": case})
     return redirect("workbench:triage")
 
@@ -89,7 +89,9 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
     answer = current_answer(case)
     draft = answer if answer and answer.published_at is None else None
     actions = []
-    for action in allowed_actions(case.status, requires_approval=bool(case.unit and case.unit.requires_approval)):
+    for action in allowed_actions(
+        case.status, requires_approval=requires_approval(case)
+    ):
         try:
             check_permission(officer, action, case)
         except PermissionDenied:
@@ -107,7 +109,9 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "report": check_case_answer(case, draft.text) if draft else None,
             "actions": actions,
             "units": Unit.objects.filter(active=True),
-            "colleagues": Officer.objects.filter(unit_id=case.unit_id, is_active=True) if case.unit_id else [],
+            "colleagues": Officer.objects.filter(unit_id=case.unit_id, is_active=True)
+            if case.unit_id
+            else [],
         },
     )
 

@@ -4,94 +4,176 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Answer',
+            name="Answer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('text', models.TextField(verbose_name='answer')),
-                ('public_text', models.TextField(blank=True, verbose_name='answer, personal data masked')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('guideline_report', models.JSONField(default=dict, verbose_name='guideline check')),
-                ('override_reason', models.TextField(blank=True, verbose_name='reason to publish despite missing elements')),
-                ('approved_at', models.DateTimeField(blank=True, null=True)),
-                ('published_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("text", models.TextField(verbose_name="answer")),
+                (
+                    "public_text",
+                    models.TextField(blank=True, verbose_name="answer, personal data masked"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "guideline_report",
+                    models.JSONField(default=dict, verbose_name="guideline check"),
+                ),
+                (
+                    "override_reason",
+                    models.TextField(
+                        blank=True, verbose_name="reason to publish despite missing elements"
+                    ),
+                ),
+                ("approved_at", models.DateTimeField(blank=True, null=True)),
+                ("published_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'verbose_name': 'answer',
-                'verbose_name_plural': 'answers',
-                'ordering': ['created_at'],
+                "verbose_name": "answer",
+                "verbose_name_plural": "answers",
+                "ordering": ["created_at"],
             },
         ),
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(max_length=32)),
-                ('actor_label', models.CharField(max_length=120)),
-                ('at', models.DateTimeField(db_index=True)),
-                ('before', models.JSONField(default=dict)),
-                ('after', models.JSONField(default=dict)),
-                ('note', models.TextField(blank=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("action", models.CharField(max_length=32)),
+                ("actor_label", models.CharField(max_length=120)),
+                ("at", models.DateTimeField(db_index=True)),
+                ("before", models.JSONField(default=dict)),
+                ("after", models.JSONField(default=dict)),
+                ("note", models.TextField(blank=True)),
             ],
             options={
-                'verbose_name': 'audit event',
-                'verbose_name_plural': 'audit events',
-                'ordering': ['at', 'pk'],
+                "verbose_name": "audit event",
+                "verbose_name_plural": "audit events",
+                "ordering": ["at", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='Case',
+            name="Case",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('new', 'New'), ('unit', 'Assigned to unit'), ('officer', 'Assigned to officer'), ('drafted', 'Answer drafted'), ('approved', 'Answer approved'), ('published', 'Answered'), ('closed', 'Closed'), ('on_hold', 'On hold'), ('merged', 'Merged')], default='new', max_length=12, verbose_name='status')),
-                ('district_name', models.CharField(blank=True, max_length=40, verbose_name='district')),
-                ('urgent', models.BooleanField(default=False, verbose_name='urgent')),
-                ('opened_at', models.DateTimeField(verbose_name='opened at')),
-                ('deadline_at', models.DateTimeField(verbose_name='deadline')),
-                ('remind_at', models.DateTimeField(verbose_name='reminder due')),
-                ('answered_at', models.DateTimeField(blank=True, null=True, verbose_name='answered at')),
-                ('closed_at', models.DateTimeField(blank=True, null=True, verbose_name='closed at')),
-                ('hold_reason', models.TextField(blank=True, verbose_name='public reason for the hold')),
-                ('reminded_at', models.DateTimeField(blank=True, null=True)),
-                ('escalated_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("new", "New"),
+                            ("unit", "Assigned to unit"),
+                            ("officer", "Assigned to officer"),
+                            ("drafted", "Answer drafted"),
+                            ("approved", "Answer approved"),
+                            ("published", "Answered"),
+                            ("closed", "Closed"),
+                            ("on_hold", "On hold"),
+                            ("merged", "Merged"),
+                        ],
+                        default="new",
+                        max_length=12,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "district_name",
+                    models.CharField(blank=True, max_length=40, verbose_name="district"),
+                ),
+                ("urgent", models.BooleanField(default=False, verbose_name="urgent")),
+                ("opened_at", models.DateTimeField(verbose_name="opened at")),
+                ("deadline_at", models.DateTimeField(verbose_name="deadline")),
+                ("remind_at", models.DateTimeField(verbose_name="reminder due")),
+                (
+                    "answered_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="answered at"),
+                ),
+                (
+                    "closed_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="closed at"),
+                ),
+                (
+                    "hold_reason",
+                    models.TextField(blank=True, verbose_name="public reason for the hold"),
+                ),
+                ("reminded_at", models.DateTimeField(blank=True, null=True)),
+                ("escalated_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'verbose_name': 'case',
-                'verbose_name_plural': 'cases',
+                "verbose_name": "case",
+                "verbose_name_plural": "cases",
             },
         ),
         migrations.CreateModel(
-            name='CaseMessage',
+            name="CaseMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('opened', 'opened the case'), ('joined', 'joined the case')], max_length=8)),
-                ('linked_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("opened", "opened the case"), ("joined", "joined the case")],
+                        max_length=8,
+                    ),
+                ),
+                ("linked_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'verbose_name': 'case message',
-                'verbose_name_plural': 'case messages',
+                "verbose_name": "case message",
+                "verbose_name_plural": "case messages",
             },
         ),
         migrations.CreateModel(
-            name='Notification',
+            name="Notification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('assigned', 'assigned'), ('urgent', 'urgent case'), ('reminder', 'deadline approaching'), ('escalation', 'deadline passed'), ('approval', 'approval requested')], max_length=12)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('read_at', models.DateTimeField(blank=True, null=True)),
-                ('emailed_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("assigned", "assigned"),
+                            ("urgent", "urgent case"),
+                            ("reminder", "deadline approaching"),
+                            ("escalation", "deadline passed"),
+                            ("approval", "approval requested"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("read_at", models.DateTimeField(blank=True, null=True)),
+                ("emailed_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'verbose_name': 'notification',
-                'verbose_name_plural': 'notifications',
+                "verbose_name": "notification",
+                "verbose_name_plural": "notifications",
             },
         ),
     ]

@@ -6,109 +6,188 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('cases', '0001_initial'),
-        ('directory', '0001_initial'),
-        ('inbox', '0001_initial'),
+        ("cases", "0001_initial"),
+        ("directory", "0001_initial"),
+        ("inbox", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='answer',
-            name='approved_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="answer",
+            name="approved_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='answer',
-            name='author',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="answer",
+            name="author",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='auditevent',
-            name='actor',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to=settings.AUTH_USER_MODEL),
+            model_name="auditevent",
+            name="actor",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='case',
-            name='case_type',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to='directory.casetype', verbose_name='case type'),
+            model_name="case",
+            name="case_type",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                to="directory.casetype",
+                verbose_name="case type",
+            ),
         ),
         migrations.AddField(
-            model_name='case',
-            name='category',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='directory.category', verbose_name='category'),
+            model_name="case",
+            name="category",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                to="directory.category",
+                verbose_name="category",
+            ),
         ),
         migrations.AddField(
-            model_name='case',
-            name='merged_into',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='merged_cases', to='cases.case', verbose_name='merged into'),
+            model_name="case",
+            name="merged_into",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="merged_cases",
+                to="cases.case",
+                verbose_name="merged into",
+            ),
         ),
         migrations.AddField(
-            model_name='case',
-            name='officer',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='cases', to=settings.AUTH_USER_MODEL, verbose_name='officer'),
+            model_name="case",
+            name="officer",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="cases",
+                to=settings.AUTH_USER_MODEL,
+                verbose_name="officer",
+            ),
         ),
         migrations.AddField(
-            model_name='case',
-            name='unit',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='cases', to='directory.unit', verbose_name='unit'),
+            model_name="case",
+            name="unit",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="cases",
+                to="directory.unit",
+                verbose_name="unit",
+            ),
         ),
         migrations.AddField(
-            model_name='auditevent',
-            name='case',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='audit_events', to='cases.case'),
+            model_name="auditevent",
+            name="case",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="audit_events",
+                to="cases.case",
+            ),
         ),
         migrations.AddField(
-            model_name='answer',
-            name='case',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='answers', to='cases.case'),
+            model_name="answer",
+            name="case",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="answers", to="cases.case"
+            ),
         ),
         migrations.AddField(
-            model_name='casemessage',
-            name='case',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='case_messages', to='cases.case'),
+            model_name="casemessage",
+            name="case",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="case_messages",
+                to="cases.case",
+            ),
         ),
         migrations.AddField(
-            model_name='casemessage',
-            name='message',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='case_link', to='inbox.message'),
+            model_name="casemessage",
+            name="message",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="case_link",
+                to="inbox.message",
+            ),
         ),
         migrations.AddField(
-            model_name='notification',
-            name='case',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notifications', to='cases.case'),
+            model_name="notification",
+            name="case",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="notifications",
+                to="cases.case",
+            ),
         ),
         migrations.AddField(
-            model_name='notification',
-            name='recipient',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notifications', to=settings.AUTH_USER_MODEL),
+            model_name="notification",
+            name="recipient",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="notifications",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddIndex(
-            model_name='case',
-            index=models.Index(fields=['unit', 'status', 'deadline_at'], name='cases_case_unit_id_865185_idx'),
+            model_name="case",
+            index=models.Index(
+                fields=["unit", "status", "deadline_at"], name="cases_case_unit_id_865185_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='case',
-            index=models.Index(fields=['status', 'deadline_at'], name='cases_case_status_82c9f2_idx'),
+            model_name="case",
+            index=models.Index(
+                fields=["status", "deadline_at"], name="cases_case_status_82c9f2_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='case',
-            index=models.Index(fields=['status', 'answered_at'], name='cases_case_status_e362a8_idx'),
+            model_name="case",
+            index=models.Index(
+                fields=["status", "answered_at"], name="cases_case_status_e362a8_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='case',
-            index=models.Index(fields=['reminded_at', 'remind_at'], name='cases_case_reminde_767d9c_idx'),
+            model_name="case",
+            index=models.Index(
+                fields=["reminded_at", "remind_at"], name="cases_case_reminde_767d9c_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='case',
-            index=models.Index(fields=['escalated_at', 'deadline_at'], name='cases_case_escalat_b09f42_idx'),
+            model_name="case",
+            index=models.Index(
+                fields=["escalated_at", "deadline_at"], name="cases_case_escalat_b09f42_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='notification',
-            constraint=models.UniqueConstraint(fields=('recipient', 'case', 'kind'), name='notification_once'),
+            model_name="notification",
+            constraint=models.UniqueConstraint(
+                fields=("recipient", "case", "kind"), name="notification_once"
+            ),
         ),
     ]

@@ -8,144 +8,400 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
+        ("auth", "0012_alter_user_first_name_max_length"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CaseType',
+            name="CaseType",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=32, unique=True, verbose_name='code')),
-                ('name', models.CharField(max_length=80, verbose_name='name')),
-                ('name_en', models.CharField(blank=True, max_length=80, verbose_name='English name')),
-                ('deadline_amount', models.PositiveIntegerField(verbose_name='deadline')),
-                ('deadline_unit', models.CharField(choices=[('business_days', 'business days'), ('clock_hours', 'clock hours')], max_length=16, verbose_name='deadline unit')),
-                ('urgent', models.BooleanField(default=False, verbose_name='urgent (notify at once)')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.SlugField(max_length=32, unique=True, verbose_name="code")),
+                ("name", models.CharField(max_length=80, verbose_name="name")),
+                (
+                    "name_en",
+                    models.CharField(blank=True, max_length=80, verbose_name="English name"),
+                ),
+                ("deadline_amount", models.PositiveIntegerField(verbose_name="deadline")),
+                (
+                    "deadline_unit",
+                    models.CharField(
+                        choices=[
+                            ("business_days", "business days"),
+                            ("clock_hours", "clock hours"),
+                        ],
+                        max_length=16,
+                        verbose_name="deadline unit",
+                    ),
+                ),
+                (
+                    "urgent",
+                    models.BooleanField(default=False, verbose_name="urgent (notify at once)"),
+                ),
             ],
             options={
-                'verbose_name': 'case type',
-                'verbose_name_plural': 'case types',
-                'ordering': ['code'],
+                "verbose_name": "case type",
+                "verbose_name_plural": "case types",
+                "ordering": ["code"],
             },
         ),
         migrations.CreateModel(
-            name='Channel',
+            name="Channel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=32, unique=True, verbose_name='code')),
-                ('name', models.CharField(max_length=80, verbose_name='name')),
-                ('name_en', models.CharField(blank=True, max_length=80, verbose_name='English name')),
-                ('enabled', models.BooleanField(default=True, verbose_name='enabled')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.SlugField(max_length=32, unique=True, verbose_name="code")),
+                ("name", models.CharField(max_length=80, verbose_name="name")),
+                (
+                    "name_en",
+                    models.CharField(blank=True, max_length=80, verbose_name="English name"),
+                ),
+                ("enabled", models.BooleanField(default=True, verbose_name="enabled")),
             ],
             options={
-                'verbose_name': 'channel',
-                'verbose_name_plural': 'channels',
-                'ordering': ['code'],
+                "verbose_name": "channel",
+                "verbose_name_plural": "channels",
+                "ordering": ["code"],
             },
         ),
         migrations.CreateModel(
-            name='Unit',
+            name="Unit",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=64, unique=True, verbose_name='code')),
-                ('name', models.CharField(max_length=120, verbose_name='name')),
-                ('name_en', models.CharField(blank=True, max_length=120, verbose_name='English name')),
-                ('kind', models.CharField(choices=[('center', 'Center'), ('department', 'City department'), ('district', 'District office')], max_length=16, verbose_name='kind')),
-                ('phone', models.CharField(blank=True, max_length=40, verbose_name='public phone')),
-                ('requires_approval', models.BooleanField(default=False, verbose_name="answers need a supervisor's approval")),
-                ('district_name', models.CharField(blank=True, help_text="For a district office: the district's name as citizens write it (종로구).", max_length=40, verbose_name='district governed')),
-                ('aliases', models.JSONField(blank=True, default=list, verbose_name='other names in texts')),
-                ('active', models.BooleanField(default=True, verbose_name='active')),
-                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='directory.unit', verbose_name='parent unit')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.SlugField(max_length=64, unique=True, verbose_name="code")),
+                ("name", models.CharField(max_length=120, verbose_name="name")),
+                (
+                    "name_en",
+                    models.CharField(blank=True, max_length=120, verbose_name="English name"),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("center", "Center"),
+                            ("department", "City department"),
+                            ("district", "District office"),
+                        ],
+                        max_length=16,
+                        verbose_name="kind",
+                    ),
+                ),
+                ("phone", models.CharField(blank=True, max_length=40, verbose_name="public phone")),
+                (
+                    "requires_approval",
+                    models.BooleanField(
+                        default=False, verbose_name="answers need a supervisor's approval"
+                    ),
+                ),
+                (
+                    "district_name",
+                    models.CharField(
+                        blank=True,
+                        help_text="For a district office: the district's name as citizens write it (종로구).",
+                        max_length=40,
+                        verbose_name="district governed",
+                    ),
+                ),
+                (
+                    "aliases",
+                    models.JSONField(blank=True, default=list, verbose_name="other names in texts"),
+                ),
+                ("active", models.BooleanField(default=True, verbose_name="active")),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to="directory.unit",
+                        verbose_name="parent unit",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'unit',
-                'verbose_name_plural': 'units',
-                'ordering': ['kind', 'name'],
+                "verbose_name": "unit",
+                "verbose_name_plural": "units",
+                "ordering": ["kind", "name"],
             },
         ),
         migrations.CreateModel(
-            name='Category',
+            name="Category",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=64, unique=True, verbose_name='code')),
-                ('name', models.CharField(max_length=80, verbose_name='name')),
-                ('name_en', models.CharField(blank=True, max_length=80, verbose_name='English name')),
-                ('district_matter', models.BooleanField(default=False, verbose_name='usually a district matter')),
-                ('active', models.BooleanField(default=True, verbose_name='active')),
-                ('case_type', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to='directory.casetype', verbose_name='case type')),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='owned_categories', to='directory.unit', verbose_name='owner')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.SlugField(max_length=64, unique=True, verbose_name="code")),
+                ("name", models.CharField(max_length=80, verbose_name="name")),
+                (
+                    "name_en",
+                    models.CharField(blank=True, max_length=80, verbose_name="English name"),
+                ),
+                (
+                    "district_matter",
+                    models.BooleanField(default=False, verbose_name="usually a district matter"),
+                ),
+                ("active", models.BooleanField(default=True, verbose_name="active")),
+                (
+                    "case_type",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        to="directory.casetype",
+                        verbose_name="case type",
+                    ),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="owned_categories",
+                        to="directory.unit",
+                        verbose_name="owner",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'category',
-                'verbose_name_plural': 'categories',
-                'ordering': ['name'],
+                "verbose_name": "category",
+                "verbose_name_plural": "categories",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Officer',
+            name="Officer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('password', models.CharField(max_length=128, verbose_name='password')),
-                ('last_login', models.DateTimeField(blank=True, null=True, verbose_name='last login')),
-                ('is_superuser', models.BooleanField(default=False, help_text='Designates that this user has all permissions without explicitly assigning them.', verbose_name='superuser status')),
-                ('username', models.CharField(error_messages={'unique': 'A user with that username already exists.'}, help_text='Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only.', max_length=150, unique=True, validators=[django.contrib.auth.validators.UnicodeUsernameValidator()], verbose_name='username')),
-                ('first_name', models.CharField(blank=True, max_length=150, verbose_name='first name')),
-                ('last_name', models.CharField(blank=True, max_length=150, verbose_name='last name')),
-                ('email', models.EmailField(blank=True, max_length=254, verbose_name='email address')),
-                ('is_staff', models.BooleanField(default=False, help_text='Designates whether the user can log into this admin site.', verbose_name='staff status')),
-                ('is_active', models.BooleanField(default=True, help_text='Designates whether this user should be treated as active. Unselect this instead of deleting accounts.', verbose_name='active')),
-                ('date_joined', models.DateTimeField(default=django.utils.timezone.now, verbose_name='date joined')),
-                ('role', models.CharField(choices=[('center', 'Center operator'), ('officer', 'Officer'), ('supervisor', 'Supervisor'), ('admin', 'Administrator')], default='officer', max_length=16, verbose_name='role')),
-                ('phone', models.CharField(blank=True, max_length=40, verbose_name='work phone')),
-                ('groups', models.ManyToManyField(blank=True, help_text='The groups this user belongs to. A user will get all permissions granted to each of their groups.', related_name='user_set', related_query_name='user', to='auth.group', verbose_name='groups')),
-                ('user_permissions', models.ManyToManyField(blank=True, help_text='Specific permissions for this user.', related_name='user_set', related_query_name='user', to='auth.permission', verbose_name='user permissions')),
-                ('unit', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='officers', to='directory.unit', verbose_name='unit')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("password", models.CharField(max_length=128, verbose_name="password")),
+                (
+                    "last_login",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last login"),
+                ),
+                (
+                    "is_superuser",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Designates that this user has all permissions without explicitly assigning them.",
+                        verbose_name="superuser status",
+                    ),
+                ),
+                (
+                    "username",
+                    models.CharField(
+                        error_messages={"unique": "A user with that username already exists."},
+                        help_text="Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only.",
+                        max_length=150,
+                        unique=True,
+                        validators=[django.contrib.auth.validators.UnicodeUsernameValidator()],
+                        verbose_name="username",
+                    ),
+                ),
+                (
+                    "first_name",
+                    models.CharField(blank=True, max_length=150, verbose_name="first name"),
+                ),
+                (
+                    "last_name",
+                    models.CharField(blank=True, max_length=150, verbose_name="last name"),
+                ),
+                (
+                    "email",
+                    models.EmailField(blank=True, max_length=254, verbose_name="email address"),
+                ),
+                (
+                    "is_staff",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Designates whether the user can log into this admin site.",
+                        verbose_name="staff status",
+                    ),
+                ),
+                (
+                    "is_active",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Designates whether this user should be treated as active. Unselect this instead of deleting accounts.",
+                        verbose_name="active",
+                    ),
+                ),
+                (
+                    "date_joined",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="date joined"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("center", "Center operator"),
+                            ("officer", "Officer"),
+                            ("supervisor", "Supervisor"),
+                            ("admin", "Administrator"),
+                        ],
+                        default="officer",
+                        max_length=16,
+                        verbose_name="role",
+                    ),
+                ),
+                ("phone", models.CharField(blank=True, max_length=40, verbose_name="work phone")),
+                (
+                    "groups",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="The groups this user belongs to. A user will get all permissions granted to each of their groups.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.group",
+                        verbose_name="groups",
+                    ),
+                ),
+                (
+                    "user_permissions",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Specific permissions for this user.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.permission",
+                        verbose_name="user permissions",
+                    ),
+                ),
+                (
+                    "unit",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="officers",
+                        to="directory.unit",
+                        verbose_name="unit",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'officer',
-                'verbose_name_plural': 'officers',
+                "verbose_name": "officer",
+                "verbose_name_plural": "officers",
             },
             managers=[
-                ('objects', django.contrib.auth.models.UserManager()),
+                ("objects", django.contrib.auth.models.UserManager()),
             ],
         ),
         migrations.CreateModel(
-            name='TriageRule',
+            name="TriageRule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('keyword', 'keyword'), ('pattern', 'regular expression')], max_length=8, verbose_name='kind')),
-                ('text', models.CharField(max_length=200, verbose_name='keyword or pattern')),
-                ('weight', models.FloatField(default=1.0, verbose_name='weight')),
-                ('category', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='rules', to='directory.category', verbose_name='category')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("keyword", "keyword"), ("pattern", "regular expression")],
+                        max_length=8,
+                        verbose_name="kind",
+                    ),
+                ),
+                ("text", models.CharField(max_length=200, verbose_name="keyword or pattern")),
+                ("weight", models.FloatField(default=1.0, verbose_name="weight")),
+                (
+                    "category",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="rules",
+                        to="directory.category",
+                        verbose_name="category",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'triage rule',
-                'verbose_name_plural': 'triage rules',
-                'constraints': [models.UniqueConstraint(fields=('category', 'kind', 'text'), name='triage_rule_unique')],
+                "verbose_name": "triage rule",
+                "verbose_name_plural": "triage rules",
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("category", "kind", "text"), name="triage_rule_unique"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Account',
+            name="Account",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('handle', models.CharField(max_length=120, verbose_name='handle')),
-                ('name', models.CharField(max_length=120, verbose_name='name')),
-                ('active', models.BooleanField(default=True, verbose_name='active')),
-                ('replies_via', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='replies_for', to='directory.account', verbose_name='replies posted by')),
-                ('channel', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='accounts', to='directory.channel', verbose_name='channel')),
-                ('unit', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='directory.unit', verbose_name='run by')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("handle", models.CharField(max_length=120, verbose_name="handle")),
+                ("name", models.CharField(max_length=120, verbose_name="name")),
+                ("active", models.BooleanField(default=True, verbose_name="active")),
+                (
+                    "replies_via",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="replies_for",
+                        to="directory.account",
+                        verbose_name="replies posted by",
+                    ),
+                ),
+                (
+                    "channel",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="accounts",
+                        to="directory.channel",
+                        verbose_name="channel",
+                    ),
+                ),
+                (
+                    "unit",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to="directory.unit",
+                        verbose_name="run by",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'account',
-                'verbose_name_plural': 'accounts',
-                'ordering': ['channel', 'handle'],
-                'constraints': [models.UniqueConstraint(fields=('channel', 'handle'), name='account_unique_handle')],
+                "verbose_name": "account",
+                "verbose_name_plural": "accounts",
+                "ordering": ["channel", "handle"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("channel", "handle"), name="account_unique_handle"
+                    )
+                ],
             },
         ),
     ]

@@ -5,52 +5,123 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('directory', '0001_initial'),
+        ("directory", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ConnectorToken',
+            name="ConnectorToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=80, unique=True, verbose_name='name')),
-                ('token_hash', models.CharField(editable=False, max_length=64, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_used_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('active', models.BooleanField(default=True, verbose_name='active')),
-                ('channel', models.ForeignKey(blank=True, help_text='Empty: the token may post to any channel.', null=True, on_delete=django.db.models.deletion.CASCADE, to='directory.channel', verbose_name='limited to channel')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=80, unique=True, verbose_name="name")),
+                ("token_hash", models.CharField(editable=False, max_length=64, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_used_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("active", models.BooleanField(default=True, verbose_name="active")),
+                (
+                    "channel",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty: the token may post to any channel.",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        to="directory.channel",
+                        verbose_name="limited to channel",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'connector token',
-                'verbose_name_plural': 'connector tokens',
+                "verbose_name": "connector token",
+                "verbose_name_plural": "connector tokens",
             },
         ),
         migrations.CreateModel(
-            name='Message',
+            name="Message",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=255, verbose_name='external id')),
-                ('author_handle', models.CharField(blank=True, max_length=255, verbose_name='author')),
-                ('text', models.TextField(verbose_name='text')),
-                ('public_text', models.TextField(verbose_name='text, personal data masked')),
-                ('sent_at', models.DateTimeField(verbose_name='written at')),
-                ('received_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='received at')),
-                ('attachments', models.JSONField(blank=True, default=list, verbose_name='attachments')),
-                ('in_reply_to', models.CharField(blank=True, max_length=255, verbose_name='in reply to')),
-                ('raw_payload', models.JSONField(blank=True, null=True, verbose_name='raw payload')),
-                ('triage_state', models.CharField(choices=[('pending', 'waiting for triage'), ('done', 'triaged')], default='pending', max_length=8, verbose_name='triage state')),
-                ('account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='messages', to='directory.account', verbose_name='account')),
-                ('channel', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='messages', to='directory.channel', verbose_name='channel')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("external_id", models.CharField(max_length=255, verbose_name="external id")),
+                (
+                    "author_handle",
+                    models.CharField(blank=True, max_length=255, verbose_name="author"),
+                ),
+                ("text", models.TextField(verbose_name="text")),
+                ("public_text", models.TextField(verbose_name="text, personal data masked")),
+                ("sent_at", models.DateTimeField(verbose_name="written at")),
+                (
+                    "received_at",
+                    models.DateTimeField(
+                        auto_now_add=True, db_index=True, verbose_name="received at"
+                    ),
+                ),
+                (
+                    "attachments",
+                    models.JSONField(blank=True, default=list, verbose_name="attachments"),
+                ),
+                (
+                    "in_reply_to",
+                    models.CharField(blank=True, max_length=255, verbose_name="in reply to"),
+                ),
+                (
+                    "raw_payload",
+                    models.JSONField(blank=True, null=True, verbose_name="raw payload"),
+                ),
+                (
+                    "triage_state",
+                    models.CharField(
+                        choices=[("pending", "waiting for triage"), ("done", "triaged")],
+                        default="pending",
+                        max_length=8,
+                        verbose_name="triage state",
+                    ),
+                ),
+                (
+                    "account",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="messages",
+                        to="directory.account",
+                        verbose_name="account",
+                    ),
+                ),
+                (
+                    "channel",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="messages",
+                        to="directory.channel",
+                        verbose_name="channel",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'message',
-                'verbose_name_plural': 'messages',
-                'indexes': [models.Index(fields=['triage_state', 'received_at'], name='inbox_messa_triage__bbce7a_idx')],
-                'constraints': [models.UniqueConstraint(fields=('channel', 'external_id'), name='message_unique_per_channel')],
+                "verbose_name": "message",
+                "verbose_name_plural": "messages",
+                "indexes": [
+                    models.Index(
+                        fields=["triage_state", "received_at"],
+                        name="inbox_messa_triage__bbce7a_idx",
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("channel", "external_id"), name="message_unique_per_channel"
+                    )
+                ],
             },
         ),
     ]

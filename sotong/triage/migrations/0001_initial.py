@@ -6,56 +6,154 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('directory', '0001_initial'),
-        ('inbox', '0001_initial'),
+        ("directory", "0001_initial"),
+        ("inbox", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='TriageCorrection',
+            name="TriageCorrection",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('field', models.CharField(choices=[('relevant', 'relevance'), ('category', 'category'), ('unit', 'unit')], max_length=16)),
-                ('before', models.CharField(blank=True, max_length=80)),
-                ('after', models.CharField(blank=True, max_length=80)),
-                ('engine', models.CharField(blank=True, max_length=40)),
-                ('corrected_at', models.DateTimeField(auto_now_add=True)),
-                ('corrected_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('message', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='corrections', to='inbox.message')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "field",
+                    models.CharField(
+                        choices=[
+                            ("relevant", "relevance"),
+                            ("category", "category"),
+                            ("unit", "unit"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("before", models.CharField(blank=True, max_length=80)),
+                ("after", models.CharField(blank=True, max_length=80)),
+                ("engine", models.CharField(blank=True, max_length=40)),
+                ("corrected_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "corrected_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "message",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="corrections",
+                        to="inbox.message",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'triage correction',
-                'verbose_name_plural': 'triage corrections',
+                "verbose_name": "triage correction",
+                "verbose_name_plural": "triage corrections",
             },
         ),
         migrations.CreateModel(
-            name='TriageDecision',
+            name="TriageDecision",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('relevant', models.BooleanField(null=True, verbose_name='about city administration')),
-                ('district_name', models.CharField(blank=True, max_length=40, verbose_name='district named')),
-                ('urgent', models.BooleanField(default=False, verbose_name='urgent')),
-                ('confidence', models.FloatField(verbose_name='confidence')),
-                ('reasons', models.JSONField(default=list, verbose_name='reasons')),
-                ('engine', models.CharField(max_length=40, verbose_name='engine and version')),
-                ('review', models.CharField(choices=[('auto', 'routed automatically'), ('waiting', 'waiting in the triage queue'), ('reviewed', 'reviewed by the center')], max_length=8, verbose_name='review')),
-                ('decided_at', models.DateTimeField(auto_now_add=True, verbose_name='decided at')),
-                ('reviewed_at', models.DateTimeField(blank=True, null=True)),
-                ('case_type', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='directory.casetype', verbose_name='case type')),
-                ('category', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='directory.category', verbose_name='category')),
-                ('message', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='triage', to='inbox.message', verbose_name='message')),
-                ('reviewed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('unit', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='directory.unit', verbose_name='unit')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "relevant",
+                    models.BooleanField(null=True, verbose_name="about city administration"),
+                ),
+                (
+                    "district_name",
+                    models.CharField(blank=True, max_length=40, verbose_name="district named"),
+                ),
+                ("urgent", models.BooleanField(default=False, verbose_name="urgent")),
+                ("confidence", models.FloatField(verbose_name="confidence")),
+                ("reasons", models.JSONField(default=list, verbose_name="reasons")),
+                ("engine", models.CharField(max_length=40, verbose_name="engine and version")),
+                (
+                    "review",
+                    models.CharField(
+                        choices=[
+                            ("auto", "routed automatically"),
+                            ("waiting", "waiting in the triage queue"),
+                            ("reviewed", "reviewed by the center"),
+                        ],
+                        max_length=8,
+                        verbose_name="review",
+                    ),
+                ),
+                ("decided_at", models.DateTimeField(auto_now_add=True, verbose_name="decided at")),
+                ("reviewed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "case_type",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to="directory.casetype",
+                        verbose_name="case type",
+                    ),
+                ),
+                (
+                    "category",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to="directory.category",
+                        verbose_name="category",
+                    ),
+                ),
+                (
+                    "message",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="triage",
+                        to="inbox.message",
+                        verbose_name="message",
+                    ),
+                ),
+                (
+                    "reviewed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "unit",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to="directory.unit",
+                        verbose_name="unit",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'triage decision',
-                'verbose_name_plural': 'triage decisions',
-                'indexes': [models.Index(fields=['review', 'decided_at'], name='triage_tria_review_a6ac13_idx')],
+                "verbose_name": "triage decision",
+                "verbose_name_plural": "triage decisions",
+                "indexes": [
+                    models.Index(
+                        fields=["review", "decided_at"], name="triage_tria_review_a6ac13_idx"
+                    )
+                ],
             },
         ),
     ]

@@ -10,8 +10,12 @@ class Command(BaseCommand):
     help = "Load (or reload) the city's directory from its data files (default: Seoul)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--path", type=Path, default=DEFAULT_DIRECTORY,
-                            help="folder with units.yaml, case_types.yaml, categories.yaml, channels.yaml")
+        parser.add_argument(
+            "--path",
+            type=Path,
+            default=DEFAULT_DIRECTORY,
+            help="folder with units.yaml, case_types.yaml, categories.yaml, channels.yaml",
+        )
 
     def handle(self, *args, path: Path, **options):
         try:

@@ -7,7 +7,9 @@ class Command(BaseCommand):
     help = "Feed the demo stream (demo data written for the project) through ingest."
 
     def add_arguments(self, parser):
-        parser.add_argument("--loop", action="store_true", help="keep feeding, one message per interval")
+        parser.add_argument(
+            "--loop", action="store_true", help="keep feeding, one message per interval"
+        )
         parser.add_argument("--interval", type=float, default=8.0, help="seconds between messages")
         parser.add_argument("--limit", type=int, default=None)
 

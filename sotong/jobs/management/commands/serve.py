@@ -21,19 +21,33 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--bind", default=os.environ.get("SOTONG_BIND", "127.0.0.1:8000"))
-        parser.add_argument("--web-workers", type=int, default=int(os.environ.get("SOTONG_WEB_WORKERS", 2)))
+        parser.add_argument(
+            "--web-workers", type=int, default=int(os.environ.get("SOTONG_WEB_WORKERS", 2))
+        )
 
     def handle(self, *args, bind: str, web_workers: int, **options):
         bin_dir = os.path.dirname(sys.executable)
         commands = {
-            "web": [os.path.join(bin_dir, "gunicorn"), "sotong.wsgi", "--bind", bind,
-                    "--workers", str(web_workers), "--threads", "4", "--access-logfile", "-"],
+            "web": [
+                os.path.join(bin_dir, "gunicorn"),
+                "sotong.wsgi",
+                "--bind",
+                bind,
+                "--workers",
+                str(web_workers),
+                "--threads",
+                "4",
+                "--access-logfile",
+                "-",
+            ],
             "worker": [sys.executable, "-m", "sotong.cli", "worker"],
         }
         if os.environ.get("SOTONG_DEMO", "1") != "0":
             commands["demo"] = [sys.executable, "-m", "sotong.cli", "feed-demo", "--loop"]
         processes = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
-        self.stdout.write(f"Sotong is running at http://{bind}/ ({', '.join(processes)}); Ctrl-C stops it.")
+        self.stdout.write(
+            f"Sotong is running at http://{bind}/ ({', '.join(processes)}); Ctrl-C stops it."
+        )
         self.stdout.write(f"Database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}")
         stopping = False
 
