@@ -33,7 +33,9 @@ def directory(db):
 
 def make_officer(username: str, role: str, unit_code: str | None) -> Officer:
     unit = Unit.objects.get(code=unit_code) if unit_code else None
-    officer = Officer.objects.create_user(username=username, password="pw-" + username, role=role, unit=unit)
+    officer = Officer.objects.create_user(
+        username=username, password="pw-" + username, role=role, unit=unit
+    )
     return officer
 
 
@@ -75,7 +77,9 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.skipped and os.environ.get("SOTONG_REQUIRE_SHARED_DATA") == "1":
-        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = (
+            str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        )
         if "shared/data" in reason or "shared data" in reason:
             report.outcome = "failed"
             report.longrepr = f"shared data required in CI but absent: {reason}"

@@ -135,6 +135,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "sotong" / "static"]
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
@@ -197,5 +198,5 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("SOTONG_LOG_LEVEL", "INFO")},
-    "loggers": {"django_q": {"level": os.environ.get("SOTONG_JOB_LOG_LEVEL", "WARNING")}},
+    "loggers": {"django-q": {"level": os.environ.get("SOTONG_JOB_LOG_LEVEL", "WARNING")}},
 }

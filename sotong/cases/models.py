@@ -204,3 +204,6 @@ class Notification(models.Model):
             # Sweeps may run twice; one reminder (or escalation) per case and person.
             models.UniqueConstraint(fields=["recipient", "case", "kind"], name="notification_once")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.case} for {self.recipient}"

@@ -10,11 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from datetime import timedelta
-
 from django.utils import timezone
 
 from sotong.cases.models import Case

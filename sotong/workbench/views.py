@@ -89,9 +89,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
     answer = current_answer(case)
     draft = answer if answer and answer.published_at is None else None
     actions = []
-    for action in allowed_actions(
-        case.status, requires_approval=requires_approval(case)
-    ):
+    for action in allowed_actions(case.status, requires_approval=requires_approval(case)):
         try:
             check_permission(officer, action, case)
         except PermissionDenied:

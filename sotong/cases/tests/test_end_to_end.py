@@ -28,10 +28,19 @@ ANSWER = (
 
 
 def post_message(token: str, external_id: str = "1790000000000000042"):
-    body = {"channel": "x", "account": "@seoul_mayor", "external_id": external_id,
-            "author": "@citizen", "text": TEXT}
-    return Client().post("/api/v1/messages", json.dumps(body, ensure_ascii=False),
-                         content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
+    body = {
+        "channel": "x",
+        "account": "@seoul_mayor",
+        "external_id": external_id,
+        "author": "@citizen",
+        "text": TEXT,
+    }
+    return Client().post(
+        "/api/v1/messages",
+        json.dumps(body, ensure_ascii=False),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
 
 
 def test_message_to_published_masked_answer(people, token):
@@ -83,10 +92,18 @@ def test_message_to_published_masked_answer(people, token):
 
 
 def test_html_in_texts_is_shown_escaped(people, token):
-    body = {"channel": "x", "external_id": "x-script", "account": "@seoul_mayor",
-            "text": "<script>alert(1)</script><img src=x onerror=alert(2)> 종로구 보안등 고장 고쳐주세요"}
-    Client().post("/api/v1/messages", json.dumps(body), content_type="application/json",
-                  HTTP_AUTHORIZATION=f"Bearer {token}")
+    body = {
+        "channel": "x",
+        "external_id": "x-script",
+        "account": "@seoul_mayor",
+        "text": "<script>alert(1)</script><img src=x onerror=alert(2)> 종로구 보안등 고장 고쳐주세요",
+    }
+    Client().post(
+        "/api/v1/messages",
+        json.dumps(body),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
     run_queued_jobs()
     case = Case.objects.get()
     html = client_for(people["jongno"]).get(f"/work/cases/{case.pk}/").content.decode()

@@ -14,7 +14,12 @@ from sotong.inbox.services import create_connector_token
 URL = "/api/v1/messages"
 
 
-def post(client: Client, token: str | None, body: bytes | str | object, content_type: str = "application/json"):
+def post(
+    client: Client,
+    token: str | None,
+    body: bytes | str | object,
+    content_type: str = "application/json",
+):
     if not isinstance(body, bytes | str):
         body = json.dumps(body, ensure_ascii=False)
     headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
@@ -114,7 +119,9 @@ def test_wrong_content_type(client, token):
 
 @pytest.mark.parametrize("header", ["", "Bearer", "Bearer nope", "Basic abc"])
 def test_needs_a_valid_token(client, directory, header):
-    response = client.post(URL, json.dumps(message()), content_type="application/json", HTTP_AUTHORIZATION=header)
+    response = client.post(
+        URL, json.dumps(message()), content_type="application/json", HTTP_AUTHORIZATION=header
+    )
     assert response.status_code == 401
     assert Message.objects.count() == 0
 

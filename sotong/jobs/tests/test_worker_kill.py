@@ -77,7 +77,11 @@ def test_sigkill_mid_batch_loses_nothing_and_doubles_nothing(directory):
     # Many small jobs (one per ingest chunk of 10), so the kill lands between and inside them.
     for chunk in range(120):
         items = [
-            NormalizedMessage(channel="x", external_id=f"kill-{chunk}-{i}", text=f"{TEXTS[(chunk + i) % len(TEXTS)]} #{chunk}-{i}")
+            NormalizedMessage(
+                channel="x",
+                external_id=f"kill-{chunk}-{i}",
+                text=f"{TEXTS[(chunk + i) % len(TEXTS)]} #{chunk}-{i}",
+            )
             for i in range(10)
         ]
         total += len(ingest_batch(items))
@@ -105,7 +109,9 @@ def test_sigkill_mid_batch_loses_nothing_and_doubles_nothing(directory):
 
     assert pending() == 0, "every message was triaged after the restart"
     assert TriageDecision.objects.count() == total
-    opened = TriageDecision.objects.filter(relevant=True, review=TriageDecision.Review.AUTOMATIC).count()
+    opened = TriageDecision.objects.filter(
+        relevant=True, review=TriageDecision.Review.AUTOMATIC
+    ).count()
     assert opened > 0
     assert Case.objects.count() == opened, "one case per relevant message, none twice"
     assert CaseMessage.objects.count() == opened
