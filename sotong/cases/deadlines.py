@@ -7,6 +7,7 @@ repeats a notice (the flag and the notices are written in one transaction).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from sotong.cases.models import AuditEvent, Case, Notification
-from sotong.cases.services import center_staff, snapshot, unit_staff
+from sotong.cases.services import center_staff, snapshot
 from sotong.cases.workflow import CaseStatus
 from sotong.directory.models import Officer
 from sotong.jobs.queue import enqueue
@@ -38,7 +39,8 @@ class SweepReport:
 
 def _lock_batch(**filters: object) -> list[Case]:
     return list(
-        Case.objects.select_for_update(skip_locked=True)
+        Case.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("officer")
         .filter(status__in=WATCHED, **filters)
         .order_by("pk")[:BATCH]
     )
@@ -61,6 +63,26 @@ def _record(cases: list[Case], action: str, now: datetime) -> None:
     )
 
 
+def _staff_by_unit(unit_ids: set[int], roles: list[str] | None = None) -> dict[int, list[Officer]]:
+    staff = Officer.objects.filter(unit_id__in=unit_ids, is_active=True)
+    if roles is not None:
+        staff = staff.filter(role__in=roles)
+    by_unit: dict[int, list[Officer]] = defaultdict(list)
+    for officer in staff:
+        by_unit[officer.unit_id].append(officer)  # type: ignore[index]
+    return by_unit
+
+
+def _raise(cases: list[Case], recipients: dict[int, list[Officer]], kind: str) -> None:
+    """Write the notices of one batch (raising again any left from before a reopening)."""
+    Notification.objects.bulk_create(
+        [Notification(recipient=r, case=c, kind=kind) for c in cases for r in recipients[c.pk]],
+        ignore_conflicts=True,
+    )
+    Notification.objects.filter(case__in=cases, kind=kind).update(read_at=None, emailed_at=None)
+    enqueue("sotong.cases.jobs.email_notifications", [c.pk for c in cases], kind)
+
+
 def sweep_deadlines(now: datetime | None = None) -> SweepReport:
     """Remind and escalate every case that is due, in batches."""
     now = now or timezone.now()
@@ -71,43 +93,27 @@ def sweep_deadlines(now: datetime | None = None) -> SweepReport:
             cases = _lock_batch(reminded_at__isnull=True, remind_at__lte=now, deadline_at__gt=now)
             if not cases:
                 break
-            notices = []
-            for case in cases:
-                recipients = [case.officer] if case.officer else unit_staff(case.unit_id)
-                notices += [
-                    Notification(recipient=r, case=case, kind=Notification.Kind.REMINDER)
-                    for r in recipients
-                    if r is not None
-                ]
-                if case.unit_id is None:
-                    notices += [
-                        Notification(recipient=r, case=case, kind=Notification.Kind.REMINDER)
-                        for r in center
-                    ]
+            staff = _staff_by_unit({c.unit_id for c in cases if c.unit_id})
+            # The officer in charge; else everyone of the unit; a case with no unit yet, the center.
+            recipients = {
+                c.pk: [c.officer] if c.officer else staff[c.unit_id] if c.unit_id else center
+                for c in cases
+            }
             Case.objects.filter(pk__in=[c.pk for c in cases]).update(reminded_at=now)
             _record(cases, "remind", now)
-            Notification.objects.bulk_create(notices, ignore_conflicts=True)
-            _email(cases, Notification.Kind.REMINDER)
+            _raise(cases, recipients, Notification.Kind.REMINDER)
             report.reminded += len(cases)
     while True:
         with transaction.atomic():
             cases = _lock_batch(escalated_at__isnull=True, deadline_at__lte=now)
             if not cases:
                 break
-            notices = []
-            for case in cases:
-                supervisors = unit_staff(case.unit_id, [Officer.Role.SUPERVISOR])
-                notices += [
-                    Notification(recipient=r, case=case, kind=Notification.Kind.ESCALATION)
-                    for r in supervisors + center
-                ]
+            supervisors = _staff_by_unit(
+                {c.unit_id for c in cases if c.unit_id}, [Officer.Role.SUPERVISOR]
+            )
+            recipients = {c.pk: supervisors.get(c.unit_id or 0, []) + center for c in cases}
             Case.objects.filter(pk__in=[c.pk for c in cases]).update(escalated_at=now)
             _record(cases, "escalate", now)
-            Notification.objects.bulk_create(notices, ignore_conflicts=True)
-            _email(cases, Notification.Kind.ESCALATION)
+            _raise(cases, recipients, Notification.Kind.ESCALATION)
             report.escalated += len(cases)
     return report
-
-
-def _email(cases: list[Case], kind: str) -> None:
-    enqueue("sotong.cases.jobs.email_notifications", [c.pk for c in cases], kind)

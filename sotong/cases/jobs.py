@@ -33,9 +33,19 @@ def email_notifications(case_ids: list[int], kind: str) -> int:
         for notice in notices:
             if not notice.recipient.email:
                 continue
+            # Claim the notice first: of two workers running this job, one sends.
+            claimed = Notification.objects.filter(pk=notice.pk, emailed_at__isnull=True).update(
+                emailed_at=timezone.now()
+            )
+            if not claimed:
+                continue
             subject = f"[Sotong] {notice.case.number} {notice.get_kind_display()}"
             link = f"{settings.PUBLIC_URL}/work/cases/{notice.case.pk}/"
-            send_mail(subject, f"{subject}\n{link}\n", None, [notice.recipient.email])
-            Notification.objects.filter(pk=notice.pk).update(emailed_at=timezone.now())
+            try:
+                send_mail(subject, f"{subject}\n{link}\n", None, [notice.recipient.email])
+            except Exception:
+                # Unclaim, so that a retry of the job sends it.
+                Notification.objects.filter(pk=notice.pk).update(emailed_at=None)
+                raise
             sent += 1
     return sent

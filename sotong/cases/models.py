@@ -146,6 +146,16 @@ class Answer(models.Model):
         return f"answer to {self.case}"
 
 
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    """Bulk updates and deletes skip the model's guards, so the queryset refuses them too."""
+
+    def update(self, **kwargs: object) -> int:
+        raise ValueError("audit events cannot be changed")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise ValueError("audit events cannot be deleted")
+
+
 class AuditEvent(models.Model):
     """Who did what to a case, when, with the state before and after. Append-only:
     the model refuses updates and deletes, and a database trigger refuses them too."""
@@ -160,6 +170,8 @@ class AuditEvent(models.Model):
     before = models.JSONField(default=dict)
     after = models.JSONField(default=dict)
     note = models.TextField(blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("audit event")

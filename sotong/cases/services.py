@@ -50,7 +50,9 @@ def snapshot(case: Case) -> dict[str, Any]:
         "officer": case.officer_id,
         "category": case.category_id,
         "case_type": case.case_type_id,
-        "deadline_at": case.deadline_at.isoformat() if case.deadline_at else None,
+        "deadline_at": timezone.localtime(case.deadline_at).isoformat()
+        if case.deadline_at
+        else None,
         "merged_into": case.merged_into_id,
         "hold_reason": case.hold_reason,
     }
@@ -84,11 +86,25 @@ def _locked(case: Case) -> Case:
     return locked.select_related("unit", "case_type").get(pk=case.pk)
 
 
-def _notify(recipients: Sequence[Officer], case: Case, kind: str) -> None:
+def notify(recipients: Sequence[Officer], cases: Sequence[Case], kind: str) -> None:
+    """Give each recipient a notice of `kind` for each case.
+
+    One row per (recipient, case, kind): a repeated notice (the case came back after a
+    reopening, a reassignment) raises the existing row again, unread and not yet e-mailed.
+    """
+    if not recipients or not cases:
+        return
     Notification.objects.bulk_create(
-        [Notification(recipient=r, case=case, kind=kind) for r in recipients],
+        [Notification(recipient=r, case=c, kind=kind) for c in cases for r in recipients],
         ignore_conflicts=True,
     )
+    Notification.objects.filter(
+        case__in=list(cases), recipient__in=list(recipients), kind=kind
+    ).update(read_at=None, emailed_at=None)
+
+
+def _notify(recipients: Sequence[Officer], case: Case, kind: str) -> None:
+    notify(recipients, [case], kind)
 
 
 def unit_staff(unit_id: int | None, roles: Sequence[str] | None = None) -> list[Officer]:

@@ -104,6 +104,10 @@ def load_directory(folder: Path = DEFAULT_DIRECTORY) -> LoadReport:
     for item in data.get("case_types", []):
         code = _require(item, "code", "case_types")
         deadline = _require(item, "deadline", f"case type {code}")
+        if not isinstance(deadline, dict) or not isinstance(deadline.get("amount"), int):
+            raise DirectoryError(
+                f"case type {code}: deadline needs a whole-number 'amount' and a 'unit'"
+            )
         unit_name = deadline.get("unit")
         if unit_name not in DeadlineUnit.values:
             raise DirectoryError(f"case type {code}: deadline unit '{unit_name}' is unknown")

@@ -189,15 +189,24 @@ def _require_center(actor: Officer) -> None:
         raise PermissionDenied("only the center reviews triage")
 
 
+def _label(value: object) -> str:
+    """A decision's value as a correction stores it: nothing is "", a boolean is true/false."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def _correct(
     decision: TriageDecision, field: str, before: object, after: object, actor: Officer
 ) -> None:
-    if str(before or "") != str(after or ""):
+    if _label(before) != _label(after):
         TriageCorrection.objects.create(
             message=decision.message,
             field=field,
-            before=str(before or ""),
-            after=str(after or ""),
+            before=_label(before),
+            after=_label(after),
             engine=decision.engine,
             corrected_by=actor,
         )

@@ -46,12 +46,25 @@ def deadline(case_type: str, received_at: datetime) -> datetime:
 
 def test_the_holidays_these_expectations_rely_on():
     kr = holidays.KR(years=2026)
-    for day in [date(2026, 2, 16), date(2026, 2, 17), date(2026, 2, 18),
-                date(2026, 9, 24), date(2026, 9, 25), date(2026, 9, 26),
-                date(2026, 10, 3), date(2026, 10, 5), date(2026, 10, 9)]:
+    for day in [
+        date(2026, 2, 16),
+        date(2026, 2, 17),
+        date(2026, 2, 18),
+        date(2026, 9, 24),
+        date(2026, 9, 25),
+        date(2026, 9, 26),
+        date(2026, 10, 3),
+        date(2026, 10, 5),
+        date(2026, 10, 9),
+    ]:
         assert day in kr, day
-    for day in [date(2026, 2, 13), date(2026, 2, 19), date(2026, 9, 23), date(2026, 9, 28),
-                date(2026, 10, 6)]:
+    for day in [
+        date(2026, 2, 13),
+        date(2026, 2, 19),
+        date(2026, 9, 23),
+        date(2026, 9, 28),
+        date(2026, 10, 6),
+    ]:
         assert day not in kr, day
 
 
@@ -99,14 +112,25 @@ def test_opened_case_carries_its_types_deadline(directory):
 
 
 def open_case(unit_code: str | None, *, case_type: str = "request") -> Case:
-    [message] = ingest_batch([NormalizedMessage(channel="x", external_id=f"dl-{next(_ids)}",
-                                                text="창신동 골목 보안등이 꺼졌어요 고쳐주세요")])
-    [case] = open_cases([CaseOpening(
-        message=message,
-        case_type=CaseType.objects.get(code=case_type),
-        category=None,
-        unit=Unit.objects.get(code=unit_code) if unit_code else None,
-    )])
+    [message] = ingest_batch(
+        [
+            NormalizedMessage(
+                channel="x",
+                external_id=f"dl-{next(_ids)}",
+                text="창신동 골목 보안등이 꺼졌어요 고쳐주세요",
+            )
+        ]
+    )
+    [case] = open_cases(
+        [
+            CaseOpening(
+                message=message,
+                case_type=CaseType.objects.get(code=case_type),
+                category=None,
+                unit=Unit.objects.get(code=unit_code) if unit_code else None,
+            )
+        ]
+    )
     return Case.objects.get(pk=case.pk)
 
 
@@ -118,8 +142,11 @@ def notified(kind: str, case: Case | None = None) -> list[str]:
 
 
 def sweep_events(case: Case) -> list[str]:
-    return list(AuditEvent.objects.filter(case=case, action__in=["remind", "escalate"])
-                .order_by("pk").values_list("action", flat=True))
+    return list(
+        AuditEvent.objects.filter(case=case, action__in=["remind", "escalate"])
+        .order_by("pk")
+        .values_list("action", flat=True)
+    )
 
 
 def just_after_reminder(case: Case) -> datetime:
@@ -197,8 +224,12 @@ def test_held_published_and_merged_cases_are_not_swept(people):
     held = open_case("district-jongno")
     services.hold_case(held, reason="공사 일정 대기", actor=people["jongno"])
     answered = open_case("district-jongno")
-    services.draft_answer(answered, "소중한 의견 감사합니다. 보안등 고장에 대하여 교체하였습니다. "
-                          "문의는 종로구청(02-2148-1114)으로 연락 주십시오.", actor=people["jongno"])
+    services.draft_answer(
+        answered,
+        "소중한 의견 감사합니다. 보안등 고장에 대하여 교체하였습니다. "
+        "문의는 종로구청(02-2148-1114)으로 연락 주십시오.",
+        actor=people["jongno"],
+    )
     services.publish_answer(answered, actor=people["jongno"], override_reason="테스트")
     merged = open_case("district-jongno")
     target = open_case("district-jongno")
@@ -221,17 +252,17 @@ def test_resumed_case_is_swept_again(people):
     assert sweep_deadlines(now=after_deadline(case)).escalated == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: Notification is unique per (recipient, case, kind) and the sweep inserts with "
-    "ignore_conflicts, so after reopen_case resets reminded_at the new reminder is silently "
-    "dropped (and not e-mailed, the old notice being marked emailed)"))
 def test_reopened_case_reminds_its_officer_again(people):
     case = open_case("district-jongno")
     services.assign_officer(case, people["jongno"], actor=people["jongno"])
     sweep_deadlines(now=just_after_reminder(case))
     Notification.objects.filter(case=case).update(read_at=timezone.now(), emailed_at=timezone.now())
-    services.draft_answer(case, "소중한 의견 감사합니다. 보안등 고장에 대하여 교체하였습니다. "
-                          "문의는 종로구청(02-2148-1114)으로 연락 주십시오.", actor=people["jongno"])
+    services.draft_answer(
+        case,
+        "소중한 의견 감사합니다. 보안등 고장에 대하여 교체하였습니다. "
+        "문의는 종로구청(02-2148-1114)으로 연락 주십시오.",
+        actor=people["jongno"],
+    )
     services.publish_answer(case, actor=people["jongno"], override_reason="테스트")
     services.reopen_case(case, reason="다시 꺼졌어요", actor=people["jongno"])
     case.refresh_from_db()

@@ -8,7 +8,7 @@ import itertools
 from datetime import datetime
 
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
 
 from sotong.cases import services
@@ -35,17 +35,28 @@ def complete_answer(case: Case) -> str:
     return COMPLETE_ANSWER.format(unit=case.unit.name, phone=case.unit.phone)
 
 
-def open_case(unit_code: str | None, *, text: str = "창신동 골목 보안등이 꺼졌어요 고쳐주세요",
-              case_type: str = "request", urgent: bool = False) -> Case:
+def open_case(
+    unit_code: str | None,
+    *,
+    text: str = "창신동 골목 보안등이 꺼졌어요 고쳐주세요",
+    case_type: str = "request",
+    urgent: bool = False,
+) -> Case:
     """A case opened as triage would open it, routed to `unit_code` (None: not routed yet)."""
-    [message] = ingest_batch([NormalizedMessage(channel="x", external_id=f"svc-{next(_ids)}", text=text)])
-    [case] = open_cases([CaseOpening(
-        message=message,
-        case_type=CaseType.objects.get(code=case_type),
-        category=None,
-        unit=Unit.objects.get(code=unit_code) if unit_code else None,
-        urgent=urgent,
-    )])
+    [message] = ingest_batch(
+        [NormalizedMessage(channel="x", external_id=f"svc-{next(_ids)}", text=text)]
+    )
+    [case] = open_cases(
+        [
+            CaseOpening(
+                message=message,
+                case_type=CaseType.objects.get(code=case_type),
+                category=None,
+                unit=Unit.objects.get(code=unit_code) if unit_code else None,
+                urgent=urgent,
+            )
+        ]
+    )
     return Case.objects.get(pk=case.pk)
 
 
@@ -60,9 +71,11 @@ def audited(case: Case, action: str, call):
 
 def same_state(a: dict, b: dict) -> bool:
     """Snapshots are equal, comparing the deadline as an instant (its offset may differ)."""
+
     def instant(snapshot: dict) -> dict:
         deadline = snapshot.get("deadline_at")
         return {**snapshot, "deadline_at": datetime.fromisoformat(deadline) if deadline else None}
+
     return instant(a) == instant(b)
 
 
@@ -101,36 +114,58 @@ def test_assign_unit_routes_a_new_case(people):
     case = open_case(None)
     assert case.status == "new"
     mapo = Unit.objects.get(code="district-mapo")
-    case, event = audited(case, "assign_unit",
-                          lambda: services.assign_unit(case, mapo, actor=people["center"], note="마포구 건"))
+    case, event = audited(
+        case,
+        "assign_unit",
+        lambda: services.assign_unit(case, mapo, actor=people["center"], note="마포구 건"),
+    )
     case.refresh_from_db()
     assert case.status == "unit" and case.unit == mapo
     assert event.before["status"] == "new" and event.before["unit"] is None
     assert event.after["status"] == "unit" and event.after["unit"] == mapo.pk
-    assert event.actor == people["center"] and event.actor_label == "center" and event.note == "마포구 건"
+    assert (
+        event.actor == people["center"]
+        and event.actor_label == "center"
+        and event.note == "마포구 건"
+    )
 
 
 def test_assign_unit_is_the_centers_job(people):
     case = open_case("district-jongno")
-    refused(case, PermissionDenied,
-            lambda: services.assign_unit(case, Unit.objects.get(code="transport"), actor=people["jongno"]))
+    refused(
+        case,
+        PermissionDenied,
+        lambda: services.assign_unit(
+            case, Unit.objects.get(code="transport"), actor=people["jongno"]
+        ),
+    )
 
 
 def test_urgent_case_routed_to_a_unit_alerts_its_staff(people):
     case = open_case(None, case_type="urgent", urgent=True)
     services.assign_unit(case, Unit.objects.get(code="safety"), actor=people["center"])
-    alerted = set(Notification.objects.filter(case=case, kind="urgent").values_list("recipient__username", flat=True))
+    alerted = set(
+        Notification.objects.filter(case=case, kind="urgent").values_list(
+            "recipient__username", flat=True
+        )
+    )
     assert {"safety", "safety-chief"} <= alerted
 
 
 def test_assign_officer_by_supervisor_notifies_the_officer(people):
     case = open_case("district-jongno")
-    _, event = audited(case, "assign_officer",
-                       lambda: services.assign_officer(case, people["jongno"], actor=people["jongno_chief"]))
+    _, event = audited(
+        case,
+        "assign_officer",
+        lambda: services.assign_officer(case, people["jongno"], actor=people["jongno_chief"]),
+    )
     case.refresh_from_db()
     assert case.status == "officer" and case.officer == people["jongno"]
     assert event.before["officer"] is None and event.after["officer"] == people["jongno"].pk
-    assert Notification.objects.filter(case=case, recipient=people["jongno"], kind="assigned").count() == 1
+    assert (
+        Notification.objects.filter(case=case, recipient=people["jongno"], kind="assigned").count()
+        == 1
+    )
 
 
 def test_officer_taking_a_case_is_not_notified_of_it(people):
@@ -142,8 +177,11 @@ def test_officer_taking_a_case_is_not_notified_of_it(people):
 
 def test_assign_officer_refuses_someone_of_another_unit(people):
     case = open_case("district-jongno")
-    refused(case, PermissionDenied,
-            lambda: services.assign_officer(case, people["mapo"], actor=people["center"]))
+    refused(
+        case,
+        PermissionDenied,
+        lambda: services.assign_officer(case, people["mapo"], actor=people["center"]),
+    )
 
 
 # --- Answering -----------------------------------------------------------------------------
@@ -151,14 +189,23 @@ def test_assign_officer_refuses_someone_of_another_unit(people):
 
 def test_draft_answer_stores_the_guideline_report_and_gives_the_case_to_its_author(people):
     case = open_case("district-jongno")
-    answer, event = audited(case, "draft",
-                            lambda: services.draft_answer(case, complete_answer(case), actor=people["jongno"]))
+    answer, event = audited(
+        case,
+        "draft",
+        lambda: services.draft_answer(case, complete_answer(case), actor=people["jongno"]),
+    )
     case.refresh_from_db()
     assert case.status == "drafted" and case.officer == people["jongno"]
     assert answer.author == people["jongno"] and answer.published_at is None
     report = answer.guideline_report
     assert report["complete"] is True and report["missing"] == []
-    assert {e["code"] for e in report["elements"]} >= {"thanks", "restatement", "action", "timing", "contact"}
+    assert {e["code"] for e in report["elements"]} >= {
+        "thanks",
+        "restatement",
+        "action",
+        "timing",
+        "contact",
+    }
     assert event.before["status"] == "unit" and event.after["status"] == "drafted"
     assert event.after["officer"] == people["jongno"].pk and event.note == ""
 
@@ -166,8 +213,11 @@ def test_draft_answer_stores_the_guideline_report_and_gives_the_case_to_its_auth
 def test_redrafting_edits_the_same_answer_and_notes_what_is_missing(people):
     case = open_case("district-jongno")
     first = services.draft_answer(case, complete_answer(case), actor=people["jongno"])
-    second, event = audited(case, "draft",
-                            lambda: services.draft_answer(case, INCOMPLETE_ANSWER, actor=people["jongno"]))
+    second, event = audited(
+        case,
+        "draft",
+        lambda: services.draft_answer(case, INCOMPLETE_ANSWER, actor=people["jongno"]),
+    )
     assert second.pk == first.pk and Answer.objects.filter(case=case).count() == 1
     assert second.text == INCOMPLETE_ANSWER
     assert second.guideline_report["complete"] is False
@@ -177,7 +227,9 @@ def test_redrafting_edits_the_same_answer_and_notes_what_is_missing(people):
 
 def test_empty_answer_is_refused(people):
     case = open_case("district-jongno")
-    refused(case, InvalidInput, lambda: services.draft_answer(case, "   \n", actor=people["jongno"]))
+    refused(
+        case, InvalidInput, lambda: services.draft_answer(case, "   \n", actor=people["jongno"])
+    )
     assert not Answer.objects.filter(case=case).exists()
 
 
@@ -190,8 +242,9 @@ def test_draft_in_a_unit_needing_approval_asks_its_supervisor(people):
 def test_approve_by_supervisor(people):
     case = drafted(open_case("safety"), people["safety"])
     refused(case, PermissionDenied, lambda: services.approve_answer(case, actor=people["safety"]))
-    answer, event = audited(case, "approve",
-                            lambda: services.approve_answer(case, actor=people["safety_chief"]))
+    answer, event = audited(
+        case, "approve", lambda: services.approve_answer(case, actor=people["safety_chief"])
+    )
     assert Case.objects.get(pk=case.pk).status == "approved"
     assert answer.approved_by == people["safety_chief"] and answer.approved_at is not None
     assert event.before["status"] == "drafted" and event.after["status"] == "approved"
@@ -204,8 +257,12 @@ def test_approve_needs_a_draft(people):
 
 def test_publish_a_draft_that_needs_approval_is_refused(people):
     case = drafted(open_case("safety"), people["safety"])
-    refused(case, IllegalTransition, lambda: services.publish_answer(case, actor=people["safety"]),
-            match="approval")
+    refused(
+        case,
+        IllegalTransition,
+        lambda: services.publish_answer(case, actor=people["safety"]),
+        match="approval",
+    )
     services.approve_answer(case, actor=people["safety_chief"])
     services.publish_answer(case, actor=people["safety"])
     assert Case.objects.get(pk=case.pk).status == "published"
@@ -213,7 +270,9 @@ def test_publish_a_draft_that_needs_approval_is_refused(people):
 
 def test_publish_complete_answer(people):
     case = drafted(open_case("district-jongno"), people["jongno"])
-    answer, event = audited(case, "publish", lambda: services.publish_answer(case, actor=people["jongno"]))
+    answer, event = audited(
+        case, "publish", lambda: services.publish_answer(case, actor=people["jongno"])
+    )
     case.refresh_from_db()
     assert case.status == "published" and case.answered_at is not None
     assert answer.published_at is not None and answer.override_reason == ""
@@ -230,14 +289,20 @@ def test_publish_incomplete_answer_without_a_reason_is_refused(people):
     case.refresh_from_db()
     assert case.status == "drafted" and case.answered_at is None
     assert Answer.objects.get(case=case).published_at is None
-    assert list(AuditEvent.objects.filter(case=case).values_list("action", flat=True)) == ["open", "draft"]
+    assert list(AuditEvent.objects.filter(case=case).values_list("action", flat=True)) == [
+        "open",
+        "draft",
+    ]
 
 
 def test_publish_incomplete_answer_with_an_override_reason(people):
     case = drafted(open_case("district-jongno"), people["jongno"], INCOMPLETE_ANSWER)
     reason = "민원인과 통화로 이미 안내함"
-    answer, event = audited(case, "publish", lambda: services.publish_answer(
-        case, actor=people["center"], override_reason=reason))
+    answer, event = audited(
+        case,
+        "publish",
+        lambda: services.publish_answer(case, actor=people["center"], override_reason=reason),
+    )
     assert Case.objects.get(pk=case.pk).status == "published"
     assert answer.override_reason == reason
     assert reason in event.note and "thanks" in event.note
@@ -254,7 +319,9 @@ def test_published_answer_is_masked(people):
 
 def test_close_a_published_case(people):
     case = published(open_case("district-jongno"), people["jongno"])
-    _, event = audited(case, "close", lambda: services.close_case(case, actor=people["jongno"], note="완료"))
+    _, event = audited(
+        case, "close", lambda: services.close_case(case, actor=people["jongno"], note="완료")
+    )
     case.refresh_from_db()
     assert case.status == "closed" and case.closed_at is not None
     assert event.before["status"] == "published" and event.after["status"] == "closed"
@@ -270,14 +337,18 @@ def test_close_an_unanswered_case_is_illegal(people):
 
 def test_hold_needs_a_public_reason(people):
     case = open_case("district-jongno")
-    refused(case, InvalidInput, lambda: services.hold_case(case, reason=" ", actor=people["jongno"]))
+    refused(
+        case, InvalidInput, lambda: services.hold_case(case, reason=" ", actor=people["jongno"])
+    )
 
 
 def test_hold_and_resume_back_to_the_officer(people):
     case = open_case("district-jongno")
     services.assign_officer(case, people["jongno"], actor=people["jongno"])
     reason = "도로 굴착 허가 대기 중 (12월 재개)"
-    _, event = audited(case, "hold", lambda: services.hold_case(case, reason=reason, actor=people["jongno"]))
+    _, event = audited(
+        case, "hold", lambda: services.hold_case(case, reason=reason, actor=people["jongno"])
+    )
     case.refresh_from_db()
     assert case.status == "on_hold" and case.hold_reason == reason
     assert event.before["status"] == "officer" and event.after["hold_reason"] == reason
@@ -306,14 +377,24 @@ def test_resume_a_case_not_on_hold_is_illegal(people):
 
 def test_transfer_needs_a_reason(people):
     case = open_case("transport")
-    refused(case, InvalidInput, lambda: services.transfer_case(
-        case, Unit.objects.get(code="district-mapo"), reason="", actor=people["transport"]))
+    refused(
+        case,
+        InvalidInput,
+        lambda: services.transfer_case(
+            case, Unit.objects.get(code="district-mapo"), reason="", actor=people["transport"]
+        ),
+    )
 
 
 def test_transfer_to_the_same_unit_is_refused(people):
     case = open_case("transport")
-    refused(case, InvalidInput, lambda: services.transfer_case(
-        case, Unit.objects.get(code="transport"), reason="r", actor=people["transport"]))
+    refused(
+        case,
+        InvalidInput,
+        lambda: services.transfer_case(
+            case, Unit.objects.get(code="transport"), reason="r", actor=people["transport"]
+        ),
+    )
 
 
 def test_transfer_to_a_district_office_records_a_triage_correction(people):
@@ -321,32 +402,57 @@ def test_transfer_to_a_district_office_records_a_triage_correction(people):
     services.assign_officer(case, people["transport"], actor=people["transport"])
     mapo = Unit.objects.get(code="district-mapo")
     reason = "이면도로 불법주차 단속은 자치구 소관입니다"
-    _, event = audited(case, "transfer", lambda: services.transfer_case(
-        case, mapo, reason=reason, actor=people["transport"], wrong_unit=True))
+    _, event = audited(
+        case,
+        "transfer",
+        lambda: services.transfer_case(
+            case, mapo, reason=reason, actor=people["transport"], wrong_unit=True
+        ),
+    )
     case.refresh_from_db()
     assert case.status == "unit" and case.unit == mapo and case.officer is None
     assert event.note == reason
-    assert event.before["unit"] == Unit.objects.get(code="transport").pk and event.after["unit"] == mapo.pk
+    assert (
+        event.before["unit"] == Unit.objects.get(code="transport").pk
+        and event.after["unit"] == mapo.pk
+    )
     correction = TriageCorrection.objects.get()
-    assert (correction.field, correction.before, correction.after) == ("unit", "transport", "district-mapo")
+    assert (correction.field, correction.before, correction.after) == (
+        "unit",
+        "transport",
+        "district-mapo",
+    )
     assert correction.message == case.case_messages.get().message
     assert correction.corrected_by == people["transport"]
     # The new unit hears of it; the old one no longer sees the case.
-    assert Notification.objects.filter(case=case, recipient=people["mapo"], kind="assigned").exists()
-    refused(case, PermissionDenied, lambda: services.hold_case(case, reason="r", actor=people["transport"]))
+    assert Notification.objects.filter(
+        case=case, recipient=people["mapo"], kind="assigned"
+    ).exists()
+    refused(
+        case,
+        PermissionDenied,
+        lambda: services.hold_case(case, reason="r", actor=people["transport"]),
+    )
 
 
 def test_transfer_not_marked_wrong_unit_teaches_triage_nothing(people):
     case = open_case("transport")
-    services.transfer_case(case, Unit.objects.get(code="district-mapo"), reason="협조 요청",
-                           actor=people["center"], wrong_unit=False)
+    services.transfer_case(
+        case,
+        Unit.objects.get(code="district-mapo"),
+        reason="협조 요청",
+        actor=people["center"],
+        wrong_unit=False,
+    )
     assert not TriageCorrection.objects.exists()
 
 
 def test_transfer_of_a_held_case_clears_the_hold(people):
     case = open_case("transport")
     services.hold_case(case, reason="검토 중", actor=people["transport"])
-    services.transfer_case(case, Unit.objects.get(code="district-mapo"), reason="구 소관", actor=people["transport"])
+    services.transfer_case(
+        case, Unit.objects.get(code="district-mapo"), reason="구 소관", actor=people["transport"]
+    )
     case.refresh_from_db()
     assert case.status == "unit" and case.hold_reason == ""
 
@@ -358,8 +464,9 @@ def test_merge_moves_the_messages_and_records_both_sides(people):
     duplicate = open_case("district-jongno")
     target = open_case("district-jongno")
     moved = duplicate.case_messages.get().message
-    _, event = audited(duplicate, "merge",
-                       lambda: services.merge_case(duplicate, target, actor=people["center"]))
+    _, event = audited(
+        duplicate, "merge", lambda: services.merge_case(duplicate, target, actor=people["center"])
+    )
     duplicate.refresh_from_db()
     assert duplicate.status == "merged" and duplicate.merged_into == target
     assert event.before["status"] == "unit" and event.after["merged_into"] == target.pk
@@ -383,9 +490,12 @@ def test_merge_into_itself_is_refused(people):
 def test_merge_into_a_merged_case_is_refused(people):
     first, second, third = (open_case("district-jongno") for _ in range(3))
     services.merge_case(first, second, actor=people["center"])
-    refused(third, InvalidInput,
-            lambda: services.merge_case(third, Case.objects.get(pk=first.pk), actor=people["center"]),
-            match="merged")
+    refused(
+        third,
+        InvalidInput,
+        lambda: services.merge_case(third, Case.objects.get(pk=first.pk), actor=people["center"]),
+        match="merged",
+    )
 
 
 def test_merge_is_the_centers_job(people):
@@ -398,7 +508,9 @@ def test_merge_is_the_centers_job(people):
 
 def test_reopen_needs_a_reason(people):
     case = published(open_case("district-jongno"), people["jongno"])
-    refused(case, InvalidInput, lambda: services.reopen_case(case, reason="", actor=people["jongno"]))
+    refused(
+        case, InvalidInput, lambda: services.reopen_case(case, reason="", actor=people["jongno"])
+    )
 
 
 def test_reopen_gives_a_new_deadline_and_a_new_answer(people):
@@ -408,21 +520,30 @@ def test_reopen_gives_a_new_deadline_and_a_new_answer(people):
     old_deadline = Case.objects.get(pk=case.pk).deadline_at
 
     start = timezone.now()
-    _, event = audited(case, "reopen", lambda: services.reopen_case(
-        case, reason="민원인: 다시 꺼졌어요", actor=people["jongno"]))
+    _, event = audited(
+        case,
+        "reopen",
+        lambda: services.reopen_case(case, reason="민원인: 다시 꺼졌어요", actor=people["jongno"]),
+    )
     end = timezone.now()
     case.refresh_from_db()
     assert case.status == "officer" and case.officer == people["jongno"]  # back to its officer
     assert case.closed_at is None and case.answered_at is None
     request = CaseType.objects.get(code="request")
-    assert compute_case_deadline(request, start)[0] <= case.deadline_at <= compute_case_deadline(request, end)[0]
+    assert (
+        compute_case_deadline(request, start)[0]
+        <= case.deadline_at
+        <= compute_case_deadline(request, end)[0]
+    )
     assert case.deadline_at >= old_deadline
     assert case.remind_at < case.deadline_at
     assert event.before["status"] == "closed" and event.after["status"] == "officer"
     assert datetime.fromisoformat(event.after["deadline_at"]) == case.deadline_at
     assert event.note == "민원인: 다시 꺼졌어요"
 
-    second = services.draft_answer(case, complete_answer(case) + " 재점검하였습니다.", actor=people["jongno"])
+    second = services.draft_answer(
+        case, complete_answer(case) + " 재점검하였습니다.", actor=people["jongno"]
+    )
     assert second.pk != first_answer.pk
     first_answer.refresh_from_db()
     assert first_answer.published_at is not None and "재점검" not in first_answer.text
@@ -432,7 +553,11 @@ def test_reopen_gives_a_new_deadline_and_a_new_answer(people):
 
 def test_reopen_an_open_case_is_illegal(people):
     case = open_case("district-jongno")
-    refused(case, IllegalTransition, lambda: services.reopen_case(case, reason="r", actor=people["jongno"]))
+    refused(
+        case,
+        IllegalTransition,
+        lambda: services.reopen_case(case, reason="r", actor=people["jongno"]),
+    )
 
 
 def test_full_life_leaves_one_event_per_action(people):
@@ -441,13 +566,24 @@ def test_full_life_leaves_one_event_per_action(people):
     services.assign_officer(case, people["jongno"], actor=people["jongno"])
     services.hold_case(case, reason="부품 수급 대기", actor=people["jongno"])
     services.resume_case(case, actor=people["jongno"])
-    services.draft_answer(case, complete_answer(Case.objects.get(pk=case.pk)), actor=people["jongno"])
+    services.draft_answer(
+        case, complete_answer(Case.objects.get(pk=case.pk)), actor=people["jongno"]
+    )
     services.publish_answer(case, actor=people["jongno"])
     services.close_case(case, actor=people["jongno"])
     services.reopen_case(case, reason="재발", actor=people["jongno"])
     events = list(AuditEvent.objects.filter(case=case).order_by("pk"))
     assert [e.action for e in events] == [
-        "open", "assign_unit", "assign_officer", "hold", "resume", "draft", "publish", "close", "reopen"]
+        "open",
+        "assign_unit",
+        "assign_officer",
+        "hold",
+        "resume",
+        "draft",
+        "publish",
+        "close",
+        "reopen",
+    ]
     # Each event starts where the previous one ended.
     for previous, current in itertools.pairwise(events):
         assert same_state(current.before, previous.after), current.action
@@ -475,16 +611,23 @@ def test_audit_event_cannot_be_changed_with_raw_sql(people):
     assert AuditEvent.objects.get(pk=event.pk).note == ""
 
 
-def test_audit_event_cannot_be_changed_with_a_queryset_update(people):
+def test_audit_event_cannot_be_changed_or_deleted_with_a_queryset(people):
     event = AuditEvent.objects.get(case=open_case("district-jongno"))
-    with pytest.raises(DatabaseError), transaction.atomic():
+    with pytest.raises(ValueError):
         AuditEvent.objects.filter(pk=event.pk).update(note="x")
+    with pytest.raises(ValueError):
+        AuditEvent.objects.filter(pk=event.pk).delete()
+    # Past the queryset (a plain QuerySet over the same table), the database trigger refuses.
+    with pytest.raises(DatabaseError), transaction.atomic():
+        models.QuerySet(AuditEvent).filter(pk=event.pk).update(note="x")
     assert AuditEvent.objects.get(pk=event.pk).note == ""
 
 
 def test_audit_event_cannot_be_deleted_with_raw_sql_on_postgresql(people):
     if connection.vendor != "postgresql":
-        pytest.skip("SQLite has no DELETE trigger: Django empties SQLite test databases with DELETE")
+        pytest.skip(
+            "SQLite has no DELETE trigger: Django empties SQLite test databases with DELETE"
+        )
     case = open_case("district-jongno")
     with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("DELETE FROM cases_auditevent")
