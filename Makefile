@@ -33,6 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check sotong bench
 	$(BIN)/ruff format --check sotong bench
 	$(BIN)/mypy sotong
+	$(BIN)/sotong makemigrations --check --dry-run
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
