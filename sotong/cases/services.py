@@ -107,6 +107,13 @@ def _notify(recipients: Sequence[Officer], case: Case, kind: str) -> None:
     notify(recipients, [case], kind)
 
 
+def mark_notifications_read(officer: Officer, case: Case) -> None:
+    """The officer has opened the case: its notices to them are read."""
+    Notification.objects.filter(recipient=officer, case=case, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )
+
+
 def unit_staff(unit_id: int | None, roles: Sequence[str] | None = None) -> list[Officer]:
     if unit_id is None:
         return []

@@ -11,7 +11,12 @@ from django.views.decorators.http import require_POST
 from sotong.cases import selectors
 from sotong.cases.dispatch import perform
 from sotong.cases.permissions import check_permission
-from sotong.cases.services import check_case_answer, current_answer, requires_approval
+from sotong.cases.services import (
+    check_case_answer,
+    current_answer,
+    mark_notifications_read,
+    requires_approval,
+)
 from sotong.cases.workflow import Action, CaseStatus, allowed_actions
 from sotong.directory.models import Category, Officer, Unit
 from sotong.errors import InvalidInput, PermissionDenied
@@ -86,6 +91,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
 def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
     officer = _officer(request)
     case = selectors.get_case_for(officer, pk)
+    mark_notifications_read(officer, case)
     answer = current_answer(case)
     draft = answer if answer and answer.published_at is None else None
     actions = []

@@ -110,3 +110,25 @@ def test_html_in_texts_is_shown_escaped(people, token):
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<img src=x" not in html
+
+
+def test_opening_a_case_marks_its_notices_read(people, token):
+    body = {
+        "channel": "x",
+        "external_id": "urgent-1",
+        "text": "강남역 앞 싱크홀이 생겼어요 위험해요",
+    }
+    Client().post(
+        "/api/v1/messages",
+        json.dumps(body, ensure_ascii=False),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    run_queued_jobs()
+    case = Case.objects.get()
+    assert case.urgent and case.unit.code == "safety"
+    officer = client_for(people["safety"])
+    inbox = officer.get("/work/inbox/").content.decode()
+    assert case.number in inbox and "inbox-notice" in inbox
+    officer.get(f"/work/cases/{case.pk}/")
+    assert "inbox-notice" not in officer.get("/work/inbox/").content.decode()
