@@ -10,6 +10,9 @@ import re
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
+
+from sotong.lib.korean_text import WIDTH_TABLE
 
 __all__ = [
     "MASK_LABELS",
@@ -69,8 +72,7 @@ class PersonalDataSpan:
 # which each such code point is replaced by exactly one ASCII code point, so offsets stay valid
 # for the original text (NFKC would change lengths and break that).
 # --------------------------------------------------------------------------------------------
-_FOLD: dict[int, int] = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
-_FOLD.update({cp: 0x20 for cp in (0x3000, 0x00A0, 0x2002, 0x2003, 0x2009, 0x202F)})
+_FOLD: dict[int, int] = dict(WIDTH_TABLE)
 # Dash look-alikes typed between digit groups ("010ㅡ1234ㅡ5678", "010—1234—5678").
 _FOLD.update(
     {cp: 0x2D for cp in (0x3161, 0x2010, 0x2011, 0x2012, 0x2013, 0x2014, 0x2015, 0x2212, 0xFE63)}
@@ -105,16 +107,16 @@ def _prepare(text: str) -> str:
 # --------------------------------------------------------------------------------------------
 # Regexes. Each starts with a literal or a character class (never with a look-behind) so the
 # engine can skip non-candidate characters in C; the "not inside a longer token" checks are
-# look-behinds placed right after the first character. Every quantifier is bounded and no
-# repeated group contains an unbounded one, so matching stays linear on hostile input.
+# look-behinds placed right after the first character. Repeated groups are bounded and contain
+# no unbounded quantifier, so there is no catastrophic backtracking on hostile input.
 # --------------------------------------------------------------------------------------------
 _SEP = r"(?: ?[-.] ?| )"  # one group separator: hyphen/dot (optionally spaced) or one space
-# Placed after a first digit: the character before it is no letter/digit and there is no
-# "digit + separator" before it either, so we never start inside "2024-03-15" or "1-2-3-4".
-_D0 = r"(?<![0-9\ue000A-Za-z][0-9])(?<![0-9\ue000][-.][0-9])"
 # "\ue000" is what placeholders already in the text are blanked to (see _prepare); boundary checks
 # treat it like a digit.
 _NUMLIKE = r"[0-9\ue000]"
+# Placed after a first digit: the character before it is no letter/digit and there is no
+# "digit + separator" before it either, so we never start inside "2024-03-15" or "1-2-3-4".
+_D0 = r"(?<![0-9\ue000A-Za-z][0-9])(?<![0-9\ue000][-.][0-9])"
 _NOT_BEFORE_NUM = r"(?!" + _NUMLIKE + r")(?![-.]" + _NUMLIKE + r")"  # not inside a longer number
 _MASKCH = "*xX●○#"  # characters people use to hide digits themselves
 
@@ -142,43 +144,27 @@ _SUBSCRIBER = _SEP + r"?(?:[0-9]{3,4}|[*xX]{3,4})" + _SEP + r"?[0-9]{4}" + _NOT_
 
 # One pass for mobiles and landlines; the kind is read off the digits in code. Every top-level
 # alternative starts with a literal ("+", "(" or "0") so the engine can skip other text in C.
+_NOT_SPACED_ON = r"(?!" + _NUMLIKE + r")(?! " + _NUMLIKE + r")"
+_INTL_CODE = r"(?:" + _MOBILE_CODE + r"|" + _AREA_INTL + r")"
+_DOMESTIC_CODE = r"(?:" + _MOBILE_CODE + r"|" + _AREA_REST + r")"
 _PHONE = re.compile(
-    r"\+(?<![0-9\ue000A-Za-z+]\+) ?82"
-    + _SEP
-    + r"?"
-    + _INTL_TAIL
-    + r"(?:"
-    + _MOBILE_CODE
-    + r"|"
-    + _AREA_INTL
-    + r")"
-    + _SUBSCRIBER
-    + r"|\((?<![0-9\ue000A-Za-z]\()\+ ?82\) ?"
-    + _INTL_TAIL
-    + r"(?:"
-    + _MOBILE_CODE
-    + r"|"
-    + _AREA_INTL
-    + r")"
-    + _SUBSCRIBER
-    + r"|\((?<![0-9\ue000A-Za-z]\()0(?:"
-    + _MOBILE_CODE
-    + r"|"
-    + _AREA_REST
-    + r")\)"
-    + _SUBSCRIBER
-    + r"|0(?<![0-9\ue000A-Za-z+]0)(?<![0-9\ue000][-.]0)(?:"
-    + _MOBILE_CODE
-    + r"|"
-    + _AREA_REST
-    + r")\)?"
-    + _SUBSCRIBER
-    # "0 1 0 1 2 3 4 5 6 7 8": digits typed one by one with single spaces.
-    + r"|0(?<![0-9\ue000]0)(?<![0-9\ue000] 0) 1 [016789](?: [0-9]){7,8}(?!"
-    + _NUMLIKE
-    + r")(?! "
-    + _NUMLIKE
-    + r")"
+    "|".join(
+        (
+            # +82 10 1234 5678, +82-2-2133-1234, +82 (0)10-…
+            r"\+(?<![0-9\ue000A-Za-z+]\+) ?82" + _SEP + "?" + _INTL_TAIL + _INTL_CODE + _SUBSCRIBER,
+            # (+82)10-1234-5678
+            r"\((?<![0-9\ue000A-Za-z]\()\+ ?82\) ?" + _INTL_TAIL + _INTL_CODE + _SUBSCRIBER,
+            # (010)1234-5678, (02)123-4567
+            r"\((?<![0-9\ue000A-Za-z]\()0" + _DOMESTIC_CODE + r"\)" + _SUBSCRIBER,
+            # 010-1234-5678, 02)2133-1234, 0311234567
+            r"0(?<![0-9\ue000A-Za-z+]0)(?<![0-9\ue000][-.]0)"
+            + _DOMESTIC_CODE
+            + r"\)?"
+            + _SUBSCRIBER,
+            # "0 1 0 1 2 3 4 5 6 7 8": digits typed one by one with single spaces.
+            r"0(?<![0-9\ue000]0)(?<![0-9\ue000] 0) 1 [016789](?: [0-9]){7,8}" + _NOT_SPACED_ON,
+        )
+    )
 )
 
 # Tells a _PHONE match that is a mobile ("010-…", "(010)…", "+82 10 …", "+82 (0)10 …").
@@ -243,10 +229,9 @@ _PLATE_STOP = (
 _PLATE_LETTERS = "가나다라마거너더러머버서어저고노도로모보소오조구누두루무부수우주아바사자배하허호"
 # Digits first; an old-style region prefix ("서울12가3456") is picked up in code.
 _CAR_PLATE = re.compile(
-    r"[0-9](?<![0-9\ue000][0-9])(?<![0-9\ue000][-.][0-9])(?P<lead>[0-9]{0,2}) ?["
-    + _PLATE_LETTERS
-    + r"] ?"
-    r"[0-9]{4}(?!" + _NUMLIKE + r")(?![-.,]" + _NUMLIKE + r")(?! ?(?:" + _PLATE_STOP + r"))"
+    r"[0-9](?<![0-9\ue000][0-9])(?<![0-9\ue000][-.][0-9])(?P<lead>[0-9]{0,2})"
+    + (r" ?[" + _PLATE_LETTERS + r"] ?[0-9]{4}")
+    + (r"(?!" + _NUMLIKE + r")(?![-.,]" + _NUMLIKE + r")(?! ?(?:" + _PLATE_STOP + r"))")
 )
 _REGION_BEFORE = re.compile(
     r"(?<![가-힣])(?:서울|부산|대구|인천|광주|대전|울산|세종|경기|강원|충북|충남|전북|전남|경북|"
@@ -413,14 +398,16 @@ def _collect_numbers(folded: str, out: list[_Cand]) -> None:
     phone_spans: set[tuple[int, int]] = set()
     for m in _PHONE.finditer(folded):
         text = m.group()
-        kind = "mobile" if text[1] == " " or _MOBILE_HEAD.match(text) else "landline"
+        kind = "mobile" if text.startswith("0 1 ") or _MOBILE_HEAD.match(text) else "landline"
         out.append((_P[kind], m.start(), m.end(), kind))
         phone_spans.add(m.span())
     if "-" in folded or "." in folded:
         for m in _LOCAL_WITH_CUE.finditer(folded):
             out.append((_P["landline"], m.start("m"), m.end("m"), "landline"))
 
-    for m in _ACCOUNT.finditer(folded):
+    # Account numbers need a bank cue in front; most texts have none, so check that first.
+    accounts = _ACCOUNT.finditer(folded) if _BANK_CUE.search(folded) else ()
+    for m in accounts:
         start, end = m.span()
         text = m.group()
         sep = m.group("s")
@@ -538,7 +525,13 @@ def _resolve(cands: list[_Cand]) -> list[_Cand]:
 
 def _allowed_keys(allow: Iterable[str]) -> frozenset[str]:
     if isinstance(allow, str):  # a single number passed by mistake still means "allow this"
-        allow = (allow,)
+        return _allowed_keys_of((allow,))
+    return _allowed_keys_of(tuple(allow))
+
+
+@lru_cache(maxsize=256)
+def _allowed_keys_of(allow: tuple[str, ...]) -> frozenset[str]:
+    # Callers pass the same office list for every text; normalising it once is enough.
     return frozenset(k for k in (_digit_key(_fold(a)) for a in allow) if k)
 
 

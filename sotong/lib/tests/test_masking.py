@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import random
 import time
 import typing
 from collections import Counter
@@ -107,6 +108,32 @@ def test_masking_is_idempotent(case: dict[str, Any]) -> None:
     once = mask_personal_data(case["text"], allow=_allow(case))
     assert mask_personal_data(once, allow=_allow(case)) == once
     assert find_personal_data(once, allow=_allow(case)) == []
+
+
+def test_masking_is_idempotent_on_glued_fragments() -> None:
+    # Pieces of corpus messages glued together in random order: masking may remove a number
+    # that a neighbouring word or number was glued to, and must still be stable.
+    rng = random.Random(20240315)
+    pieces = [case["text"] for case in CORPUS]
+    fragments = []
+    for text in pieces:
+        for _ in range(3):
+            a = rng.randrange(len(text) + 1)
+            fragments.append(text[a : rng.randrange(a, len(text) + 1)])
+    for _ in range(3000):
+        glue = rng.choice(["", " ", ",", "/"])
+        text = glue.join(rng.choice(fragments) for _ in range(rng.randint(1, 4)))
+        once = mask_personal_data(text)
+        assert mask_personal_data(once) == once, text
+
+
+def test_placeholders_in_input_are_neither_data_nor_cues() -> None:
+    # "[계좌번호]" contains the bank cue "계좌" and "[전화번호]" the phone cue "전화"; neither
+    # may turn a following number into an account or a phone.
+    assert mask_personal_data("[계좌번호] 110123456789 확인") == "[계좌번호] 110123456789 확인"
+    assert mask_personal_data("[전화번호] 345-6789") == "[전화번호] 345-6789"
+    assert mask_personal_data("[민원]010-1234-5678") == "[민원][전화번호]"
+    assert mask_personal_data("[공지]역삼동 123-45번지") == "[공지]역삼동 [상세주소]"
 
 
 # ------------------------------------------------------------------------------ interface
@@ -304,15 +331,16 @@ def test_adversarial_input_is_fast(name: str) -> None:
 
 
 def test_throughput_guard() -> None:
-    texts = [case["text"] * 2 for case in CORPUS][:200] * 10  # ~2,000 texts of ~100 chars
+    texts = [(case["text"] + " ") * 2 for case in CORPUS][:200] * 10  # 2,000 texts, ~100 chars
     started = time.perf_counter()
     for text in texts:
         mask_personal_data(text)
-    # A generous guard (~250 µs per text) that only catches accidental quadratic behaviour.
-    assert time.perf_counter() - started < 0.5 * len(texts) / 1000 + 0.5
+    # Typically ~0.1 s in total; the loose bound only catches accidental quadratic behaviour.
+    assert time.perf_counter() - started < 1.5
 
 
-def test_module_is_pure_stdlib() -> None:
+def test_module_is_pure() -> None:
+    """Only the standard library and Sotong's other pure helpers: no Django, no I/O."""
     tree = ast.parse(Path(masking.__file__).read_text(encoding="utf-8"))
     imported = set()
     for node in ast.walk(tree):
@@ -320,16 +348,17 @@ def test_module_is_pure_stdlib() -> None:
             imported |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module or "")
-    assert imported <= {"__future__", "re", "bisect", "collections.abc", "dataclasses"}
+    stdlib = {"__future__", "re", "bisect", "collections.abc", "dataclasses", "functools"}
+    assert {name for name in imported if not name.startswith("sotong.lib.")} <= stdlib
 
 
 def test_every_function_is_fully_annotated() -> None:
     functions = [
-        obj
-        for _, obj in inspect.getmembers(masking, inspect.isfunction)
-        if obj.__module__ == masking.__name__
+        func
+        for func in map(inspect.unwrap, vars(masking).values())
+        if inspect.isfunction(func) and func.__module__ == masking.__name__
     ]
-    assert len(functions) >= 5
+    assert len(functions) >= 10
     for func in functions:
         hints = typing.get_type_hints(func)
         params = inspect.signature(func).parameters
