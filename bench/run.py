@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import io
 import json
 import math
 import os
@@ -175,6 +176,16 @@ def peak_rss_mb() -> float:
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU-seconds all CPUs of the machine have been busy since boot (Linux /proc/stat)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def load_average() -> float | None:
     """The 1-minute load average: other work on the machine lowers every figure."""
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
@@ -244,6 +255,7 @@ def run_batch(raw: list[dict[str, Any]], batch_size: int) -> dict[str, Any]:
     clock = StageClock()
     stored = triaged = 0
     try:
+        busy_before = machine_busy_seconds()
         started = (time.perf_counter(), time.process_time())
         clock.restart()
         for start in range(0, len(raw), batch_size):
@@ -257,6 +269,7 @@ def run_batch(raw: list[dict[str, Any]], batch_size: int) -> dict[str, Any]:
             stored += len(new)
         total_s = time.perf_counter() - started[0]
         total_cpu_s = time.process_time() - started[1]
+        busy_after = machine_busy_seconds()
     finally:
         inbox_services.mask_personal_data = original_mask
     count = len(raw)
@@ -269,6 +282,13 @@ def run_batch(raw: list[dict[str, Any]], batch_size: int) -> dict[str, Any]:
         "cpu_seconds": round(total_cpu_s, 3),
         "messages_per_second": rate(count, total_s),
         "messages_per_cpu_second": rate(count, total_cpu_s),
+        # CPU time the rest of the machine used meanwhile: the database server (PostgreSQL)
+        # and whatever else ran. Much of it means the figures suffered from other load.
+        "other_cpu_seconds": (
+            round(busy_after - busy_before - total_cpu_s, 2)
+            if busy_before is not None and busy_after is not None
+            else None
+        ),
         "stages": {
             "normalize": clock.figures("normalize", count),
             "ingest": {
@@ -529,7 +549,7 @@ def worker(database: str, messages: int, calls: int, batch_size: int, output: Pa
 
     log(f"[{database}] migrate, load-directory")
     call_command("migrate", interactive=False, verbosity=0)
-    call_command("load_directory", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    call_command("load_directory", stdout=io.StringIO())
     templates = load_templates()
     raw, unique = batch_input(templates, messages, SEED)
     log(
@@ -707,16 +727,11 @@ def summary(result: dict[str, Any]) -> Iterator[str]:
     """The result as a few readable lines."""
     batch, api, goals = result["batch"], result["api"], result["targets"]
     stages, outcome = batch["stages"], batch["outcome"]
-    env, load = result["environment"], result["load_average_1min"]
+    env = result["environment"]
     yield (
         f"== {result['database']} ({result['database_version']}), {env['cpu_count']} CPUs, "
         f"Python {env['python']}, Django {env['django']}"
     )
-    if (load.get("before_batch") or 0) >= 0.5:
-        yield (
-            f"   note: load average {load['before_batch']} before the batch, {load['after_api']} "
-            "at the end: other processes shared the CPUs, figures are lower than on a quiet machine"
-        )
     yield (
         f"batch   {batch['messages']:,} messages ({batch['duplicates_skipped']:,} duplicates) "
         f"in batches of {batch['batch_size']:,}, one process on one core"
@@ -725,11 +740,18 @@ def summary(result: dict[str, Any]) -> Iterator[str]:
         f"  overall   {batch['messages_per_second']:>9,.0f} msg/s {batch['seconds']:7.2f} s  "
         f"[target >= {TARGET_BATCH_PER_SECOND:,} on SQLite: {verdict(goals['batch']['met'])}]"
     )
-    where = "SQLite included" if result["database"] == "sqlite" else "PostgreSQL's CPU not included"
+    sqlite = result["database"] == "sqlite"
     yield (
         f"            {batch['messages_per_cpu_second']:>9,.0f} msg per CPU-second "
-        f"({batch['cpu_seconds']:.2f} s CPU of this process, {where})"
+        f"({batch['cpu_seconds']:.2f} s CPU of this process, "
+        f"{'SQLite included' if sqlite else 'PostgreSQL not included'})"
     )
+    if batch["other_cpu_seconds"] is not None:
+        others = "other processes" if sqlite else "PostgreSQL and other processes"
+        yield (
+            f"            meanwhile {others} used {batch['other_cpu_seconds']:.1f} CPU-seconds "
+            f"({batch['other_cpu_seconds'] / batch['seconds']:.2f} cores on average)"
+        )
     labels = {
         "normalize": "normalize_message",
         "ingest": f"dedupe, mask ({stages['ingest']['masking_seconds']:.2f} s), store, queue",

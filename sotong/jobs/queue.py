@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django_q.tasks import async_task
 
@@ -17,7 +18,15 @@ log = logging.getLogger(__name__)
 
 
 def enqueue(func: str, *args: Any, **kwargs: Any) -> None:
-    """Run `func` (a dotted path) in a worker once the current transaction has committed."""
+    """Run `func` (a dotted path) in a worker once the current transaction has committed.
+
+    With the database queue the job row is written inside the caller's transaction, so the
+    job exists exactly when the work it refers to does (and no extra connection is made).
+    With Redis the job is sent after commit, so a worker never sees work not yet committed.
+    """
+    if settings.SOTONG_QUEUE == "database" and not transaction.get_autocommit():
+        async_task(func, *args, **kwargs)
+        return
 
     def send() -> None:
         try:
