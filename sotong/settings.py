@@ -175,7 +175,8 @@ SOTONG_REMIND_AT_FRACTION = float(os.environ.get("SOTONG_REMIND_AT_FRACTION", 0.
 # Jobs: django-q2 on the database by default (no extra server); Redis when asked.
 SOTONG_QUEUE = os.environ.get("SOTONG_QUEUE", "database")
 Q_CLUSTER: dict[str, object] = {
-    "name": "sotong",
+    # Workers take jobs from the queue of this name: one per deployment.
+    "name": os.environ.get("SOTONG_QUEUE_NAME", "sotong"),
     "workers": int(os.environ.get("SOTONG_WORKERS", 2)),
     "timeout": int(os.environ.get("SOTONG_JOB_TIMEOUT_SECONDS", 300)),
     # A job not acknowledged within `retry` seconds (its worker died) is handed out again.
