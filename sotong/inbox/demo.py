@@ -21,8 +21,11 @@ def demo_messages() -> list[dict[str, Any]]:
     return list(yaml.safe_load(DEMO_FILE.read_text(encoding="utf-8"))["messages"])
 
 
-def feed(*, loop: bool, interval: float, limit: int | None = None) -> int:
-    """Ingest demo messages, each with a fresh external id marked `demo-`."""
+def feed(*, loop: bool, interval: float, limit: int | None = None, answer_every: int = 3) -> int:
+    """Ingest demo messages, each with a fresh external id marked `demo-`; every
+    `answer_every` messages, the demo administrator answers one open demo case."""
+    from sotong.cases.demo import answer_one_demo_case
+
     items = demo_messages()
     stream = itertools.cycle(items) if loop else iter(items)
     sent = 0
@@ -38,6 +41,8 @@ def feed(*, loop: bool, interval: float, limit: int | None = None) -> int:
             )
         )
         sent += 1
+        if answer_every and sent % answer_every == 0:
+            answer_one_demo_case()
         if interval:
             time.sleep(interval)
     return sent
