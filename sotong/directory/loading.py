@@ -20,13 +20,16 @@ from sotong.directory.models import (
     Category,
     Channel,
     DeadlineUnit,
+    PlaceDirectory,
     TriageRule,
     Unit,
 )
+from sotong.triage.location import GazetteerError, load_gazetteer
 from sotong.triage.rules import validate_pattern
 
 DEFAULT_DIRECTORY = Path(__file__).resolve().parent / "data" / "seoul"
 FILES = ("units.yaml", "case_types.yaml", "categories.yaml", "channels.yaml")
+GAZETTEER_FILE = "gazetteer.yaml"  # optional: without it, districts are found by name only
 
 
 class DirectoryError(ValueError):
@@ -41,11 +44,13 @@ class LoadReport:
     rules: int = 0
     channels: int = 0
     accounts: int = 0
+    places: str = "no gazetteer"
 
     def __str__(self) -> str:
         return (
             f"{self.units} units, {self.case_types} case types, {self.categories} categories "
-            f"({self.rules} rules), {self.channels} channels, {self.accounts} accounts"
+            f"({self.rules} rules), {self.channels} channels, {self.accounts} accounts, "
+            f"{self.places}"
         )
 
 
@@ -206,4 +211,20 @@ def load_directory(folder: Path = DEFAULT_DIRECTORY) -> LoadReport:
             if via not in accounts:
                 raise DirectoryError(f"account {key}: replies_via '{via}' is not an account")
             Account.objects.filter(pk=accounts[key].pk).update(replies_via=accounts[via])
+    gazetteer_file = folder / GAZETTEER_FILE
+    if gazetteer_file.exists():
+        try:
+            places = load_gazetteer(gazetteer_file)
+        except GazetteerError as exc:
+            raise DirectoryError(str(exc)) from exc
+        unknown = set(places.districts) - {u.district_name for u in units.values()}
+        if unknown:
+            raise DirectoryError(
+                f"{gazetteer_file}: districts without an office: {sorted(unknown)}"
+            )
+        PlaceDirectory.objects.all().delete()
+        PlaceDirectory.objects.create(
+            data=yaml.safe_load(gazetteer_file.read_text(encoding="utf-8"))
+        )
+        report.places = "gazetteer: " + ", ".join(f"{n} {k}" for k, n in places.counts.items())
     return report

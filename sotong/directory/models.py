@@ -229,3 +229,18 @@ class Account(models.Model):
     @property
     def reply_account(self) -> Account:
         return self.replies_via or self
+
+
+class PlaceDirectory(models.Model):
+    """The city's gazetteer (districts with their 동, stations, landmarks, roads), as loaded
+    from its `gazetteer.yaml`: triage reads it to tell where a message is about."""
+
+    data = models.JSONField(_("gazetteer"))
+    loaded_at = models.DateTimeField(_("loaded at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("gazetteer")
+        verbose_name_plural = _("gazetteer")
+
+    def __str__(self) -> str:
+        return f"gazetteer ({len(self.data.get('districts', []))} districts)"

@@ -38,7 +38,10 @@ class TriageDecision(models.Model):
     urgent = models.BooleanField(_("urgent"), default=False)
     confidence = models.FloatField(_("confidence"))
     reasons = models.JSONField(_("reasons"), default=list)
-    engine = models.CharField(_("engine and version"), max_length=40)
+    # The next most likely owners, [[code, probability], …], shown to whoever reviews it.
+    alternatives = models.JSONField(_("alternatives"), default=list, blank=True)
+    location = models.JSONField(_("place named"), default=dict, blank=True)
+    engine = models.CharField(_("engine and version"), max_length=80)
     review = models.CharField(_("review"), max_length=8, choices=Review.choices)
     decided_at = models.DateTimeField(_("decided at"), auto_now_add=True)
     reviewed_by = models.ForeignKey(
@@ -79,3 +82,40 @@ class TriageCorrection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.field}: {self.before} → {self.after}"
+
+
+class TrainedModel(models.Model):
+    """A trained triage model: its file, what it was trained on and how it measured.
+
+    One model per kind is active; retraining adds a candidate and promotes it only when it
+    measures no worse than the active one, and an administrator can roll back.
+    """
+
+    class Kind(models.TextChoices):
+        RELEVANCE = "relevance", _("relevance")
+        ROUTING = "routing", _("routing")
+
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
+    version = models.CharField(_("version"), max_length=40, unique=True)
+    path = models.CharField(_("file"), max_length=500)
+    label_field = models.CharField(_("label"), max_length=40)
+    data_sha256 = models.CharField(_("training data hash"), max_length=64)
+    n_examples = models.PositiveIntegerField(_("training examples"))
+    metrics = models.JSONField(_("metrics"), default=dict)
+    created_at = models.DateTimeField(_("created at"))
+    active = models.BooleanField(_("active"), default=False)
+    promoted_at = models.DateTimeField(_("promoted at"), null=True, blank=True)
+    note = models.TextField(_("note"), blank=True)
+
+    class Meta:
+        verbose_name = _("trained model")
+        verbose_name_plural = _("trained models")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind"], condition=models.Q(active=True), name="one_active_model_per_kind"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.version}{' (active)' if self.active else ''}"

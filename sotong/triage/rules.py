@@ -11,8 +11,10 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sotong.lib.korean_text import fold_width
+from sotong.triage.location import Gazetteer, find_location
 
 ENGINE = "rules-1"
 # Patterns are written by administrators: cap their length so a typo cannot build a huge
@@ -66,6 +68,19 @@ class TriageOutcome:
     confidence: float
     reasons: tuple[str, ...]
     engine: str = ENGINE
+    location: dict[str, Any] = field(default_factory=dict)  # what the gazetteer found
+    alternatives: tuple[tuple[str, float], ...] = ()  # other likely categories
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a text is about, as far as ownership is concerned."""
+
+    district: DistrictSpec | None = None  # the one district it names, if it is sure
+    trunk_road: bool = False  # a city trunk road: a city matter whatever the category
+    unsure: str = ""  # why a person should check the place (ambiguous, another city)
+    evidence: tuple[str, ...] = ()
+    location: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,6 +89,7 @@ class RuleSet:
     request_cues: tuple[tuple[re.Pattern[str], float], ...]
     districts: tuple[DistrictSpec, ...]
     urgent_case_types: frozenset[str] = frozenset()
+    gazetteer: Gazetteer | None = None
     _keyword_re: re.Pattern[str] | None = field(default=None, repr=False)
     _keyword_owners: dict[str, list[tuple[str, float]]] = field(default_factory=dict, repr=False)
     _patterns: list[tuple[str, re.Pattern[str], float]] = field(default_factory=list, repr=False)
@@ -101,12 +117,38 @@ class RuleSet:
             alternatives = sorted(names, key=len, reverse=True)
             self._district_re = re.compile("|".join(re.escape(n) for n in alternatives))
 
-    def find_district(self, text: str) -> DistrictSpec | None:
-        """The first district the text names, if any."""
-        if self._district_re is None:
-            return None
-        match = self._district_re.search(text)
-        return self._district_units[match.group(0)] if match else None
+    def find_place(self, text: str) -> Place:
+        """Where the text is about: by the gazetteer when the city has one, else by the
+        first district name (or alias) the text contains."""
+        if self.gazetteer is None:
+            match = self._district_re.search(text) if self._district_re else None
+            if match is None:
+                return Place()
+            named = self._district_units[match.group(0)]
+            return Place(district=named, evidence=(f"지역: {named.names[0]}",))
+        found = find_location(text, self.gazetteer)
+        if not found.found:
+            return Place()
+        location = found.as_dict()
+        if found.outside_city:
+            return Place(
+                unsure=f"다른 도시: {found.outside_city}",
+                evidence=found.evidence,
+                location=location,
+            )
+        district = self._district_units.get(found.district) if found.district else None
+        unsure = (
+            f"지역 후보 여럿: {'·'.join(found.ambiguous)}"
+            if found.ambiguous and district is None
+            else ""
+        )
+        return Place(
+            district=district,
+            trunk_road=found.trunk_road,
+            unsure=unsure,
+            evidence=found.evidence,
+            location=location,
+        )
 
 
 def triage_text(text: str, rules: RuleSet) -> TriageOutcome:
@@ -135,7 +177,8 @@ def triage_text(text: str, rules: RuleSet) -> TriageOutcome:
         if found := pattern.search(folded):
             cue_score += weight
             cues.append(found.group(0))
-    district = rules.find_district(folded)
+    place = rules.find_place(folded)
+    district = place.district
     reasons: list[str] = [f"요청 표현: {c}" for c in cues[:3]]
 
     if not scores:
@@ -149,7 +192,8 @@ def triage_text(text: str, rules: RuleSet) -> TriageOutcome:
                 district=district.names[0] if district else None,
                 urgent=False,
                 confidence=0.3,
-                reasons=tuple(reasons + ["분류 규칙에 맞는 항목 없음"]),
+                reasons=tuple(reasons + ["분류 규칙에 맞는 항목 없음", *place.evidence]),
+                location=place.location,
             )
         return TriageOutcome(
             relevant=False,
@@ -177,12 +221,8 @@ def triage_text(text: str, rules: RuleSet) -> TriageOutcome:
     if runner_up:
         reasons.append(f"다른 후보: {ranked[1][0]}")
 
-    unit = spec.owner_unit
-    if district is not None:
-        reasons.append(f"지역: {district.names[0]}")
-        if spec.district_matter:
-            unit = district.unit
-            reasons.append("자치구 사무 → 구청 소관")
+    unit, ownership, confidence = owner_for(spec, place, confidence)
+    reasons += ownership
     urgent = spec.case_type in rules.urgent_case_types
     return TriageOutcome(
         relevant=True,
@@ -193,7 +233,28 @@ def triage_text(text: str, rules: RuleSet) -> TriageOutcome:
         urgent=urgent,
         confidence=confidence,
         reasons=tuple(reasons),
+        location=place.location,
     )
+
+
+def owner_for(spec: CategorySpec, place: Place, confidence: float) -> tuple[str, list[str], float]:
+    """The ownership rule: a district matter in a known district belongs to that district's
+    office; anything on a city trunk road, and every city matter, to the owning department.
+    Returns the unit, the reasons, and the confidence (lowered when the place is unsure for
+    a district matter, so a person checks it)."""
+    reasons = list(place.evidence)
+    if not spec.district_matter:
+        return spec.owner_unit, reasons, confidence
+    if place.trunk_road:
+        reasons.append("간선도로 → 시 소관")
+        return spec.owner_unit, reasons, confidence
+    if place.district is not None:
+        reasons.append(f"자치구 사무 → {place.district.names[0]} 소관")
+        return place.district.unit, reasons, confidence
+    if place.unsure:
+        reasons.append(f"자치구 사무인데 {place.unsure}: 확인 필요")
+        return spec.owner_unit, reasons, min(confidence, 0.45)
+    return spec.owner_unit, reasons, confidence
 
 
 def build_ruleset(
@@ -201,10 +262,12 @@ def build_ruleset(
     request_cues: Iterable[tuple[str, float]],
     districts: Iterable[DistrictSpec],
     urgent_case_types: Iterable[str] = (),
+    gazetteer: Gazetteer | None = None,
 ) -> RuleSet:
     return RuleSet(
         categories={c.code: c for c in categories},
         request_cues=tuple((validate_pattern(p), w) for p, w in request_cues),
         districts=tuple(districts),
         urgent_case_types=frozenset(urgent_case_types),
+        gazetteer=gazetteer,
     )

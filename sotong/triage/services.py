@@ -18,9 +18,10 @@ from django.utils import timezone
 
 from sotong.cases.models import Case
 from sotong.cases.services import CaseOpening, open_cases
-from sotong.directory.models import CaseType, Category, Officer, TriageRule, Unit
+from sotong.directory.models import CaseType, Category, Officer, PlaceDirectory, TriageRule, Unit
 from sotong.errors import InvalidInput, PermissionDenied
 from sotong.inbox.models import Message, TriageState
+from sotong.triage.location import Gazetteer
 from sotong.triage.models import TriageCorrection, TriageDecision
 from sotong.triage.rules import (
     CategorySpec,
@@ -77,11 +78,13 @@ def load_rules() -> Directory:
         for u in units.values()
         if u.kind == Unit.Kind.DISTRICT and u.district_name
     ]
+    places = PlaceDirectory.objects.order_by("-loaded_at").first()
     rules = build_ruleset(
         specs,
         request_cues=patterns.get(None, []) + keywords.get(None, []),
         districts=districts,
         urgent_case_types=[t.code for t in case_types.values() if t.urgent],
+        gazetteer=Gazetteer.from_dict(places.data) if places else None,
     )
     return Directory(rules, units, categories, case_types, time.monotonic())
 
@@ -140,6 +143,8 @@ def triage_messages(message_ids: Sequence[int]) -> int:
                     urgent=outcome.urgent,
                     confidence=outcome.confidence,
                     reasons=list(outcome.reasons),
+                    alternatives=[list(a) for a in outcome.alternatives],
+                    location=outcome.location,
                     engine=outcome.engine,
                     review=review,
                 )

@@ -180,7 +180,8 @@ def test_center_review_opens_a_routed_case_and_keeps_the_corrections(people):
     assert corrections == {
         "relevant": ("", "true"),
         "category": ("", "culture-events"),
-        "unit": ("", "culture"),
+        # The place (서울시청 앞, in 중구) suggested the district office; the center chose the city.
+        "unit": ("district-jung", "culture"),
     }
     assert set(TriageCorrection.objects.values_list("corrected_by__username", flat=True)) == {
         "center"
