@@ -12,7 +12,7 @@ from django.test import Client
 from sotong.directory.loading import load_directory
 from sotong.directory.models import Officer, Unit
 from sotong.inbox.services import create_connector_token
-from sotong.triage.services import forget_rules
+from sotong.triage.services import forget_duplicates, forget_rules
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -26,9 +26,11 @@ def fast_passwords(settings):
 @pytest.fixture
 def directory(db):
     forget_rules()
+    forget_duplicates()
     report = load_directory()
     yield report
     forget_rules()
+    forget_duplicates()
 
 
 def make_officer(username: str, role: str, unit_code: str | None) -> Officer:

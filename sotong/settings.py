@@ -167,7 +167,9 @@ EMAIL_HOST = os.environ.get("SOTONG_EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("SOTONG_EMAIL_PORT", 25))
 DEFAULT_FROM_EMAIL = os.environ.get("SOTONG_EMAIL_FROM", "sotong@localhost")
 
-# Triage: rule decisions at or above this confidence route themselves.
+# Trained triage models (files); the database says which is active.
+SOTONG_MODEL_DIR = os.environ.get("SOTONG_MODEL_DIR", str(VAR_DIR / "models"))
+# Triage: decisions at or above this confidence route themselves.
 SOTONG_AUTO_ROUTE_CONFIDENCE = float(os.environ.get("SOTONG_AUTO_ROUTE_CONFIDENCE", 0.6))
 # Deadline sweep: remind the officer once this share of the time to the deadline has passed.
 SOTONG_REMIND_AT_FRACTION = float(os.environ.get("SOTONG_REMIND_AT_FRACTION", 0.75))

@@ -13,7 +13,7 @@ from typing import Any
 from sotong.cases import services
 from sotong.cases.models import Case, parse_case_number
 from sotong.cases.workflow import Action
-from sotong.directory.models import Officer, Unit
+from sotong.directory.models import Category, Officer, Unit
 from sotong.errors import InvalidInput, NotFound
 
 Params = Mapping[str, Any]
@@ -50,6 +50,14 @@ def _target_case(params: Params) -> Case:
     return target
 
 
+def _category(params: Params) -> Category:
+    code = _text(params, "category")
+    category = Category.objects.filter(code=code, active=True).first() if code else None
+    if category is None:
+        raise InvalidInput("choose an existing category", field="category")
+    return category
+
+
 HANDLERS: dict[str, Callable[[Case, Params, Officer], object]] = {
     Action.ASSIGN_UNIT: lambda c, p, a: services.assign_unit(
         c, _unit(p), actor=a, note=_text(p, "note")
@@ -69,6 +77,7 @@ HANDLERS: dict[str, Callable[[Case, Params, Officer], object]] = {
     Action.MERGE: lambda c, p, a: services.merge_case(
         c, _target_case(p), actor=a, note=_text(p, "note")
     ),
+    Action.RECATEGORIZE: lambda c, p, a: services.recategorize_case(c, _category(p), actor=a),
     Action.REOPEN: lambda c, p, a: services.reopen_case(c, reason=_text(p, "reason"), actor=a),
 }
 

@@ -209,6 +209,65 @@ def open_cases(
     return cases
 
 
+def join_cases(joins: Sequence[tuple[Message, Case]]) -> None:
+    """Link messages that report again what an open case reports (a retweet, a copy, the
+    same pothole from another citizen) to that case. Call inside a transaction."""
+    if not joins:
+        return
+    CaseMessage.objects.bulk_create(
+        [
+            CaseMessage(case=case, message=message, role=CaseMessage.Role.JOINED)
+            for message, case in joins
+        ],
+        ignore_conflicts=True,
+    )
+    now = timezone.now()
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                case_id=case.pk,
+                action=Action.JOIN,
+                actor=None,
+                actor_label="triage",
+                at=now,
+                before={},
+                after={"message": message.pk},
+                note="same report (duplicate)",
+            )
+            for message, case in joins
+        ]
+    )
+
+
+@transaction.atomic
+def split_message(case: Case, message: Message, *, actor: Officer | None) -> Case:
+    """Undo a wrong link: a message that joined a case gets a case of its own, with the same
+    unit, category and type (the center corrects them from there)."""
+    case = _locked(case)
+    check_permission(actor, Action.MERGE, case)  # the center's act, like merging
+    link = CaseMessage.objects.filter(case=case, message=message).first()
+    if link is None or link.role != CaseMessage.Role.JOINED:
+        raise InvalidInput("only a message that joined this case can be split off", field="message")
+    link.delete()
+    [new] = open_cases(
+        [
+            CaseOpening(
+                message=message,
+                case_type=case.case_type,
+                category=case.category,
+                unit=case.unit,
+                district_name=case.district_name,
+                urgent=case.urgent,
+            )
+        ],
+        actor=actor,
+        note=f"split from {case.number}",
+    )
+    before = snapshot(case)
+    _audit(case, "split", actor, before, note=f"message {message.pk} split off into {new.number}")
+    return new
+
+
 # --- Routing and assignment ------------------------------------------------------------
 
 
@@ -274,6 +333,28 @@ def transfer_case(
         case,
         Notification.Kind.ASSIGNED,
     )
+    return case
+
+
+@transaction.atomic
+def recategorize_case(case: Case, category: Category, *, actor: Officer | None) -> Case:
+    """Correct the category triage gave the case; triage keeps it as a training example.
+
+    The unit stays (routing is changed by a transfer); the deadline stays (it was promised).
+    """
+    case = _locked(case)
+    check_permission(actor, Action.RECATEGORIZE, case)
+    if category.pk == case.category_id:
+        raise InvalidInput("the case already has that category", field="category")
+    before = snapshot(case)
+    next_status(Action.RECATEGORIZE, case.status)
+    previous = case.category
+    case.category = category
+    case.save(update_fields=["category"])
+    _audit(case, Action.RECATEGORIZE, actor, before)
+    from sotong.triage.services import record_category_correction
+
+    record_category_correction(case, before=previous, after=category, actor=actor)
     return case
 
 

@@ -41,6 +41,7 @@ class Action(StrEnum):
     MERGE = "merge"
     REOPEN = "reopen"
     JOIN = "join"
+    RECATEGORIZE = "recategorize"
 
 
 S = CaseStatus
@@ -71,8 +72,9 @@ TRANSITIONS: dict[Action, Transition] = {
     ),
     Action.MERGE: Transition(OPEN_STATES, S.MERGED),
     Action.REOPEN: Transition(ANSWERED_STATES, _BACK_TO_WORK),
-    # A new message joining a case leaves its state alone.
+    # A new message joining a case, or a corrected category, leaves its state alone.
     Action.JOIN: Transition(OPEN_STATES | ANSWERED_STATES, "same"),
+    Action.RECATEGORIZE: Transition(OPEN_STATES | ANSWERED_STATES, "same"),
 }
 
 

@@ -8,29 +8,34 @@ safe to kill at any line (everything for a batch commits together or not at all)
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from sotong.cases.models import Case
-from sotong.cases.services import CaseOpening, open_cases
+from sotong.cases.models import Case, CaseMessage
+from sotong.cases.services import CaseOpening, join_cases, open_cases
+from sotong.cases.workflow import OPEN_STATES
 from sotong.directory.models import CaseType, Category, Officer, PlaceDirectory, TriageRule, Unit
 from sotong.errors import InvalidInput, PermissionDenied
 from sotong.inbox.models import Message, TriageState
+from sotong.triage.duplicates import CaseText, DuplicateIndex
+from sotong.triage.engine import Models, decide
 from sotong.triage.location import Gazetteer
 from sotong.triage.models import TriageCorrection, TriageDecision
+from sotong.triage.registry import active_models
 from sotong.triage.rules import (
     CategorySpec,
     DistrictSpec,
     RuleSet,
     TriageOutcome,
     build_ruleset,
-    triage_text,
 )
+from sotong.triage.urgency import UrgencyRules
+from sotong.triage.urgency import load_rules as load_urgency_rules
 
 # A rule set is rebuilt at most this often in a long-running worker, so an administrator's
 # edit in the admin takes effect within a minute without a restart.
@@ -46,6 +51,8 @@ class Directory:
     categories: dict[str, Category]
     case_types: dict[str, CaseType]
     loaded_at: float
+    urgency: UrgencyRules | None = None
+    models: Models = field(default_factory=Models)
 
 
 _cache: Directory | None = None
@@ -86,7 +93,15 @@ def load_rules() -> Directory:
         urgent_case_types=[t.code for t in case_types.values() if t.urgent],
         gazetteer=Gazetteer.from_dict(places.data) if places else None,
     )
-    return Directory(rules, units, categories, case_types, time.monotonic())
+    return Directory(
+        rules,
+        units,
+        categories,
+        case_types,
+        time.monotonic(),
+        urgency=load_urgency_rules(),
+        models=active_models(),
+    )
 
 
 def current_rules() -> Directory:
@@ -124,10 +139,15 @@ def triage_messages(message_ids: Sequence[int]) -> int:
         messages = list(pending.order_by("pk"))
         if not messages:
             return 0
+        outcomes = decide(
+            [m.text for m in messages],
+            directory.rules,
+            urgency=directory.urgency,
+            models=directory.models,
+        )
         decisions = []
         openings = []
-        for message in messages:
-            outcome = triage_text(message.text, directory.rules)
+        for message, outcome in zip(messages, outcomes, strict=True):
             review = _review_for(outcome)
             unit = directory.units.get(outcome.unit) if outcome.unit else None
             category = directory.categories.get(outcome.category) if outcome.category else None
@@ -161,11 +181,121 @@ def triage_messages(message_ids: Sequence[int]) -> int:
                     )
                 )
         TriageDecision.objects.bulk_create(decisions)
-        open_cases(openings)
+        open_or_join(openings, decisions)
         Message.objects.filter(pk__in=[m.pk for m in messages]).update(
             triage_state=TriageState.DONE
         )
     return len(messages)
+
+
+# --- Duplicates -------------------------------------------------------------------------------
+
+# How long a worker keeps its duplicate index before reading the open cases again (cases
+# closed or merged meanwhile drop out then; each candidate is also checked to be open).
+DUPLICATE_INDEX_TTL_SECONDS = 600.0
+DUPLICATE_WINDOW_DAYS = 7
+_duplicates: tuple[DuplicateIndex, float] | None = None
+
+
+def _opening_texts(cases: Iterable[Case]) -> list[CaseText]:
+    links = CaseMessage.objects.filter(
+        case__in=list(cases), role=CaseMessage.Role.OPENED
+    ).select_related("message", "case__category")
+    return [
+        CaseText(
+            link.case_id,
+            link.message.text,
+            link.case.district_name or None,
+            link.case.category.code if link.case.category else None,
+            link.case.opened_at,
+        )
+        for link in links
+    ]
+
+
+def duplicate_index() -> DuplicateIndex:
+    """This worker's index of recent open cases, rebuilt from the database now and then."""
+    global _duplicates
+    if _duplicates is None or time.monotonic() - _duplicates[1] > DUPLICATE_INDEX_TTL_SECONDS:
+        since = timezone.now() - timedelta(days=DUPLICATE_WINDOW_DAYS)
+        recent = Case.objects.filter(status__in=OPEN_STATES, opened_at__gte=since)
+        _duplicates = (DuplicateIndex.rebuild(_opening_texts(recent)), time.monotonic())
+    return _duplicates[0]
+
+
+def forget_duplicates() -> None:
+    global _duplicates
+    _duplicates = None
+
+
+def open_or_join(openings: list[CaseOpening], decisions: list[TriageDecision]) -> None:
+    """Open a case per relevant message, except a message that reports again what an open
+    case (or an earlier message of the batch) reports: it joins that case instead."""
+    index = duplicate_index()
+    decision_of = {d.message_id: d for d in decisions}
+    targets: list[Hashable | None] = []  # per opening: the case (or batch key) it joins
+    for position, opening in enumerate(openings):
+        category = opening.category.code if opening.category else None
+        district = opening.district_name or None
+        found = index.find(
+            opening.message.text,
+            district=district,
+            category=category,
+            at=opening.message.received_at,
+            within_days=DUPLICATE_WINDOW_DAYS,
+        )
+        if found:
+            targets.append(found[0].case_id)
+            decision_of[opening.message.pk].reasons.append(f"중복 신고: {found[0].reason}")
+            continue
+        targets.append(None)
+        index.add(
+            ("batch", position),
+            opening.message.text,
+            district=district,
+            category=category,
+            opened_at=opening.message.received_at,
+        )
+    fresh = [o for o, target in zip(openings, targets, strict=True) if target is None]
+    opened = open_cases(fresh)
+    case_of_message = {
+        link.message_id: link.case
+        for link in CaseMessage.objects.filter(case__in=opened).select_related("case")
+    }
+    for position, target in enumerate(targets):
+        if target is None:
+            index.remove(("batch", position))
+    index.add_many(_opening_texts(opened))
+    if all(target is None for target in targets):
+        return
+    open_ids = set(
+        Case.objects.filter(
+            pk__in=[t for t in targets if isinstance(t, int)], status__in=OPEN_STATES
+        ).values_list("pk", flat=True)
+    )
+    joins: list[tuple[Message, Case]] = []
+    late: list[CaseOpening] = []
+    for opening, target in zip(openings, targets, strict=True):
+        if target is None:
+            continue
+        if isinstance(target, tuple):  # an earlier message of this batch
+            case = case_of_message.get(openings[target[1]].message.pk)
+        else:
+            case = Case(pk=target) if target in open_ids else None
+        if case is None:
+            late.append(opening)  # the case was closed or merged meanwhile: a case of its own
+        else:
+            joins.append((opening.message, case))
+    join_cases(joins)
+    open_cases(late)
+    TriageDecision.objects.bulk_update(
+        [
+            decision_of[o.message.pk]
+            for o, t in zip(openings, targets, strict=True)
+            if t is not None
+        ],
+        ["reasons"],
+    )
 
 
 def triage_backlog(older_than_seconds: float = 30.0, batch: int = 500) -> int:
@@ -279,6 +409,28 @@ def review_decision(
         note="triage queue",
     )
     return cases[0] if cases else None
+
+
+def _opening_message(case: Case) -> Message | None:
+    link = case.case_messages.filter(role="opened").select_related("message__triage").first()
+    return link.message if link else None
+
+
+def record_category_correction(
+    case: Case, *, before: Category | None, after: Category, actor: Officer | None
+) -> None:
+    """A category corrected on the case page: a labelled example for retraining."""
+    message = _opening_message(case)
+    if message is None:
+        return
+    TriageCorrection.objects.create(
+        message=message,
+        field=TriageCorrection.Field.CATEGORY,
+        before=before.code if before else "",
+        after=after.code,
+        engine=getattr(getattr(message, "triage", None), "engine", ""),
+        corrected_by=actor,
+    )
 
 
 def record_unit_correction(

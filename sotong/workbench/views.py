@@ -113,6 +113,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "report": check_case_answer(case, draft.text) if draft else None,
             "actions": actions,
             "units": Unit.objects.filter(active=True),
+            "categories": Category.objects.filter(active=True),
             "colleagues": Officer.objects.filter(unit_id=case.unit_id, is_active=True)
             if case.unit_id
             else [],

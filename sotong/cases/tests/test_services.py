@@ -14,7 +14,8 @@ from django.utils import timezone
 from sotong.cases import services
 from sotong.cases.models import Answer, AuditEvent, Case, CaseMessage, Notification
 from sotong.cases.services import CaseOpening, compute_case_deadline, open_cases
-from sotong.directory.models import CaseType, Unit
+from sotong.conftest import client_for
+from sotong.directory.models import CaseType, Category, Unit
 from sotong.errors import GuidelineIncomplete, IllegalTransition, InvalidInput, PermissionDenied
 from sotong.inbox.normalize import NormalizedMessage
 from sotong.inbox.services import ingest_batch
@@ -632,3 +633,25 @@ def test_audit_event_cannot_be_deleted_with_raw_sql_on_postgresql(people):
     with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("DELETE FROM cases_auditevent")
     assert AuditEvent.objects.filter(case=case).count() == 1
+
+
+def test_recategorize_is_audited_and_kept_as_a_correction(people):
+    case = open_case("district-jongno")
+    assert case.category is None
+    target = Category.objects.get(code="waste")
+    client = client_for(people["jongno"])
+    response = client.post(f"/work/cases/{case.pk}/recategorize/", {"category": "waste"})
+    assert response.status_code == 302
+    case.refresh_from_db()
+    assert case.category == target and case.status == "unit"
+    event = AuditEvent.objects.filter(case=case).latest("pk")
+    assert event.action == "recategorize"
+    assert event.before["category"] is None and event.after["category"] == target.pk
+    correction = TriageCorrection.objects.get(field="category")
+    assert (correction.before, correction.after) == ("", "waste")
+    assert (
+        client_for(people["mapo"])
+        .post(f"/work/cases/{case.pk}/recategorize/", {"category": "noise"})
+        .status_code
+        == 404
+    )

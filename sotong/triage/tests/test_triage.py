@@ -141,7 +141,8 @@ def test_backlog_picks_up_messages_whose_job_was_lost(directory):
 
 
 def test_backlog_works_in_batches(directory):
-    messages = ingest(*[f"{DISTRICT_MATTER} ({n})" for n in range(5)])
+    places = ["종로구 창신동", "마포구 망원동", "강동구 천호동", "노원구 상계동", "관악구 신림동"]
+    messages = ingest(*[f"{place} 골목 보안등이 나갔어요 고쳐주세요" for place in places])
     Message.objects.filter(pk__in=[m.pk for m in messages]).update(
         received_at=timezone.now() - timedelta(hours=1)
     )

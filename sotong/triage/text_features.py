@@ -1,0 +1,236 @@
+"""What the trained triage models see of a text: normalisation (NFC, width folding, URL,
+mention, file and number placeholders) and the features drawn from it, Korean morphemes
+from kiwipiepy plus character n-grams. Pure: no Django, nothing downloaded.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from sotong.lib.korean_text import fold_width
+
+if TYPE_CHECKING:
+    from kiwipiepy import Kiwi
+
+# Several fields of one record (a title and a body) travel as one string joined by this
+# separator: the first field is the heading, which counts twice (a title names the matter
+# more densely than a body). A message with no separator is all heading.
+FIELD_SEPARATOR = "\x1f"
+
+URL_TOKEN = " xurlx "
+MENTION_TOKEN = " xuserx "
+EMAIL_TOKEN = " xmailx "
+FILE_TOKEN = " xfilex "
+
+_URL = re.compile(r"(?:https?://|www\.)\S+|\b[a-z0-9.-]+\.(?:com|net|org|kr|co\.kr|go\.kr)/\S*", re.I)
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
+_MENTION = re.compile(r"@\w+")
+# Attachment names (photos the citizen attached) say nothing about the matter.
+_FILE = re.compile(r"\S+\.(?:jpe?g|png|gif|heic|bmp|pdf|hwp|docx?|xlsx?|pptx?|zip|mp4)\b", re.I)
+_DIGITS = re.compile(r"\d+")
+# ㅋㅋㅋㅋ, !!!!, ~~~~: a run of one character carries no more than two of it.
+_RUNS = re.compile(r"(.)\1{2,}")
+_SPACES = re.compile(r"\s+")
+
+# Content parts of speech (Sejong tags as kiwipiepy gives them): nouns, verbs and adjectives
+# (lemmatised to their dictionary form), roots, adverbs, foreign words and hanja. Endings,
+# particles and punctuation carry register (formal vs casual), which is exactly what the
+# relevance model must not learn as a proxy for "complaint".
+CONTENT_TAGS = frozenset({"NNG", "NNP", "NR", "VV", "VA", "XR", "MAG", "SL", "SH", "W_HASHTAG"})
+_PREDICATES = frozenset({"VV", "VA"})
+_PLACEHOLDERS = frozenset(t.strip() for t in (URL_TOKEN, MENTION_TOKEN, EMAIL_TOKEN, FILE_TOKEN))
+HEAD_PREFIX = "t:"
+
+_kiwi: Kiwi | None = None
+_kiwi_lock = threading.Lock()
+_kiwi_match_options = 0
+
+
+def kiwi() -> Kiwi:
+    """The process-wide morphological analyser, created on first use (about a second)."""
+    global _kiwi, _kiwi_match_options
+    if _kiwi is None:
+        with _kiwi_lock:
+            if _kiwi is None:
+                from kiwipiepy import Kiwi, Match
+
+                # num_workers=-1: analyse in the calling thread; triage runs one message
+                # at a time in a worker and must not start a thread pool per process.
+                instance = Kiwi(num_workers=-1)
+                # URLs, mentions and e-mails are already placeholders; matching them again
+                # costs time. OOV_CHR_MODEL names the unknown-word model explicitly: the
+                # result is the same as the default and twice as fast (kiwipiepy 0.24).
+                _kiwi_match_options = int(Match.SERIAL | Match.EMOJI | Match.OOV_CHR_MODEL)
+                _kiwi = instance
+    return _kiwi
+
+
+@lru_cache(maxsize=1 << 12)
+def normalize(text: str) -> str:
+    """Text as the models see it: NFC, ASCII width, lower case, placeholders for URLs,
+    mentions, e-mail addresses and attachment names, every number as 0, runs cut to two."""
+    text = fold_width(unicodedata.normalize("NFC", text))
+    text = _URL.sub(URL_TOKEN, text)
+    text = _EMAIL.sub(EMAIL_TOKEN, text)
+    text = _MENTION.sub(MENTION_TOKEN, text)
+    text = _FILE.sub(FILE_TOKEN, text)
+    text = _DIGITS.sub("0", text)
+    text = _RUNS.sub(r"\1\1", text.replace("#", " "))
+    return _SPACES.sub(" ", text).strip().lower()
+
+
+def split_fields(text: str) -> tuple[str, str]:
+    """(heading, whole text) of a possibly multi-field text."""
+    head, _, rest = text.partition(FIELD_SEPARATOR)
+    return head, (head + " " + rest.replace(FIELD_SEPARATOR, " ")) if rest else head
+
+
+def normalized_whole(text: str) -> str:
+    """Preprocessor of the whole-text character n-grams (a module function: picklable)."""
+    return normalize(split_fields(text)[1])
+
+
+def normalized_head(text: str) -> str:
+    """Preprocessor of the heading's character n-grams."""
+    return normalize(split_fields(text)[0])
+
+
+@lru_cache(maxsize=1 << 16)
+def morphemes(text: str) -> tuple[str, ...]:
+    """Content morphemes of an already normalised text, verbs and adjectives as lemmas
+    (고쳐주세요 → 고치다). Cached: retweets and copies repeat, and cross-validation analyses
+    each text once however many folds it is in."""
+    if not text:
+        return ()
+    analyser = kiwi()
+    out: list[str] = []
+    for token in analyser.tokenize(text, match_options=_kiwi_match_options):
+        tag = token.tag.split("-", 1)[0]  # VV-R / VA-I: regular and irregular conjugation
+        if tag not in CONTENT_TAGS:
+            continue
+        form = token.form
+        if tag in _PREDICATES:
+            form += "다"
+        elif form in _PLACEHOLDERS or (tag == "SL" and len(form) < 2):
+            continue
+        out.append(form)
+    return tuple(out)
+
+
+class MorphemeAnalyzer:
+    """Feature terms of one text: the content morphemes of every field, and those of the
+    heading again with a prefix. Holds no Kiwi (the process-wide one is used), so a model
+    that contains it pickles small and loads without analysing anything."""
+
+    def __call__(self, text: str) -> list[str]:
+        head, whole = split_fields(text)
+        head_terms = morphemes(normalize(head))
+        if whole == head:
+            body_terms: Sequence[str] = head_terms
+        else:
+            _, _, rest = text.partition(FIELD_SEPARATOR)
+            body_terms = head_terms + morphemes(normalize(rest.replace(FIELD_SEPARATOR, " ")))
+        return [*body_terms, *(HEAD_PREFIX + t for t in head_terms)]
+
+
+class FeatureSpace:
+    """Morphemes, character n-grams of the whole text and of the heading, each TF-IDF
+    weighted (sublinear tf, L2 per block) and scaled by a block weight, side by side."""
+
+    def __init__(
+        self,
+        morpheme_weight: float = 1.0,
+        char_weight: float = 1.0,
+        head_char_weight: float = 0.5,
+        char_ngrams: tuple[int, int] = (2, 4),
+        head_char_ngrams: tuple[int, int] = (1, 3),
+        min_df: int = 1,
+    ) -> None:
+        self.weights = (morpheme_weight, char_weight, head_char_weight)
+        self.blocks: list[tuple[str, TfidfVectorizer]] = [
+            (
+                "morpheme",
+                TfidfVectorizer(
+                    analyzer=MorphemeAnalyzer(), sublinear_tf=True, min_df=min_df, dtype=np.float32
+                ),
+            ),
+            (
+                "char",
+                TfidfVectorizer(
+                    analyzer="char_wb",
+                    preprocessor=normalized_whole,
+                    ngram_range=char_ngrams,
+                    sublinear_tf=True,
+                    min_df=min_df,
+                    dtype=np.float32,
+                ),
+            ),
+            (
+                "head",
+                TfidfVectorizer(
+                    analyzer="char_wb",
+                    preprocessor=normalized_head,
+                    ngram_range=head_char_ngrams,
+                    sublinear_tf=True,
+                    min_df=min_df,
+                    dtype=np.float32,
+                ),
+            ),
+        ]
+        self._names: np.ndarray | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "morpheme_weight": self.weights[0],
+            "char_weight": self.weights[1],
+            "head_char_weight": self.weights[2],
+            "char_ngrams": list(self.blocks[1][1].ngram_range),
+            "head_char_ngrams": list(self.blocks[2][1].ngram_range),
+            "min_df": self.blocks[0][1].min_df,
+        }
+
+    def _active(self) -> Iterable[tuple[float, str, TfidfVectorizer]]:
+        for weight, (name, vectorizer) in zip(self.weights, self.blocks, strict=True):
+            if weight:
+                yield weight, name, vectorizer
+
+    def fit_transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        blocks = [w * v.fit_transform(texts) for w, _, v in self._active()]
+        self._names = None
+        return sp.hstack(blocks, format="csr")
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        return sp.hstack([w * v.transform(texts) for w, _, v in self._active()], format="csr")
+
+    def feature_names(self) -> np.ndarray:
+        """A readable name per column: a morpheme (고치다), «n-gram» or title:«n-gram»."""
+        if self._names is None:
+            names: list[str] = []
+            for _, block, vectorizer in self._active():
+                for term in vectorizer.get_feature_names_out():
+                    if block == "morpheme":
+                        names.append(
+                            "title:" + term[len(HEAD_PREFIX) :]
+                            if term.startswith(HEAD_PREFIX)
+                            else term
+                        )
+                    elif block == "char":
+                        names.append(f"«{term.strip()}»")
+                    else:
+                        names.append(f"title:«{term.strip()}»")
+            self._names = np.array(names, dtype=object)
+        return self._names
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_names"] = None  # rebuilt on demand; no need to store it twice
+        return state
