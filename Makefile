@@ -17,6 +17,7 @@ $(STAMP): requirements.lock pyproject.toml
 run: $(STAMP)
 	$(BIN)/sotong migrate --noinput
 	$(BIN)/sotong load-directory
+	$(BIN)/sotong triage bootstrap
 	$(BIN)/sotong collectstatic --noinput --verbosity 0
 	@if [ "$${SOTONG_DEMO:-1}" != "0" ]; then $(BIN)/sotong setup-demo; fi
 	$(BIN)/sotong serve
@@ -37,6 +38,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/triage.py
 
 lock:
 	$(BIN)/pip-compile --quiet --extra dev --generate-hashes --strip-extras --allow-unsafe -o requirements.lock pyproject.toml

@@ -9,6 +9,8 @@ PERIODIC = {
     "sotong.triage.services.triage_backlog": 1,
     # Reminders and escalations.
     "sotong.cases.jobs.sweep": 1,
+    # Learn from the day's answers and corrections; promoted only if not worse.
+    "sotong.triage.training.nightly_retrain": 24 * 60,
 }
 
 

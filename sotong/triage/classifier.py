@@ -21,9 +21,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 
 from sotong.triage import evaluation
-from sotong.triage.evaluation import fold_assignment
 from sotong.triage.datasets import examples_sha256
-from sotong.triage.text_features import FeatureSpace
+from sotong.triage.evaluation import fold_assignment
+from sotong.triage.text_features import FIELD_SEPARATOR, FeatureSpace
 
 ENGINE = "sotong-text-1"
 FILE_FORMAT = 1
@@ -108,7 +108,10 @@ class TextModel:
         self.calibration_folds = calibration_folds
         self.target_recall = target_recall
         self.seed = seed
-        self.features = FeatureSpace(**(features or {}))
+        # A relevance filter learns from tens of thousands of short texts: n-grams seen once
+        # there would be most of a million columns (memory, load time) and teach nothing.
+        defaults: dict[str, Any] = {"min_df": 2} if kind == RELEVANCE else {}
+        self.features = FeatureSpace(**{**defaults, **(features or {})})
         self.classes_: np.ndarray = np.array([])
         self.card: ModelCard | None = None
         self._svm: LinearSVC | None = None
@@ -154,11 +157,15 @@ class TextModel:
         if len(self.classes_) < 2:
             raise ModelError(f"need at least two different labels, got {self.classes_.tolist()}")
         texts = list(texts)
-        X = self._analyse(texts, progress)
+        given = len(texts)
+        sha = data_sha256 or examples_sha256(texts, y.tolist())
+        folds = fold_assignment(y.tolist(), self.calibration_folds, self.seed)
+        if self.kind == RELEVANCE:
+            texts, y, folds = _with_headings(texts, y, folds)
+        X = self._analyse(texts, progress, given / len(texts))
 
         # Out-of-fold scores calibrate the probabilities and give honest training metrics.
         # The TF-IDF vocabulary is shared by the folds: it uses no labels.
-        folds = fold_assignment(y.tolist(), self.calibration_folds, self.seed)
         oof = np.zeros((len(y), len(self.classes_)))
         for fold in range(self.calibration_folds):
             train, test = folds != fold, folds == fold
@@ -171,14 +178,13 @@ class TextModel:
             progress.update(1)
 
         created = datetime.now(UTC).replace(microsecond=0)
-        sha = data_sha256 or examples_sha256(texts, y.tolist())
         self.card = ModelCard(
             kind=self.kind,
             label_field=self.label_field,
             version=f"{self.kind}-{created:%Y%m%dT%H%M%SZ}-{sha[:8]}",
             created_at=created.isoformat(),
             data_sha256=sha,
-            n_examples=len(y),
+            n_examples=given,
             labels=[_plain(c) for c in self.classes_],
             params=self.params(),
         )
@@ -186,10 +192,14 @@ class TextModel:
         if self.kind == RELEVANCE:
             p_relevant = proba[:, 1]
             truth = y.astype(bool)
+            # The threshold keeps its recall on the headings too: a message is often as
+            # short as a title, however long the posts the filter learnt from.
             self.card.threshold = evaluation.threshold_for_recall(
                 truth, p_relevant, self.target_recall
             )
-            metrics = evaluation.relevance_metrics(truth, p_relevant, self.card.threshold)
+            metrics = evaluation.relevance_metrics(
+                truth[:given], p_relevant[:given], self.card.threshold
+            )
         else:
             metrics = evaluation.routing_metrics(y.tolist(), proba, self.classes_.tolist())
         metrics["estimated_by"] = (
@@ -202,12 +212,15 @@ class TextModel:
         if self.kind == RELEVANCE:
             if not all(isinstance(v, bool | np.bool_) for v in labels):
                 raise ModelError("relevance labels must be true or false")
-            return np.array([bool(v) for v in labels], dtype=object)
+            # A bool array: sklearn takes an object array of bools for an unknown target type.
+            return np.array([bool(v) for v in labels], dtype=bool)
         if any(not isinstance(v, str) or not v.strip() for v in labels):
             raise ModelError("routing labels must be non-empty strings")
         return np.array(list(labels), dtype=object)
 
-    def _analyse(self, texts: list[str], progress: Progress | None) -> sp.csr_matrix:
+    def _analyse(
+        self, texts: list[str], progress: Progress | None, step: float = 1.0
+    ) -> sp.csr_matrix:
         if progress is None:
             return self.features.fit_transform(texts)
         # Morphological analysis is most of the work: do it text by text so the bar moves;
@@ -215,7 +228,7 @@ class TextModel:
         analyse = self.features.blocks[0][1].build_analyzer()
         for text in texts:
             analyse(text)
-            progress.update(1)
+            progress.update(step)
         return self.features.fit_transform(texts)
 
     def _fit_svm(self, X: sp.csr_matrix, y: np.ndarray) -> LinearSVC:
@@ -229,9 +242,10 @@ class TextModel:
     def _scores_for(self, svm: LinearSVC, X: sp.csr_matrix) -> np.ndarray:
         """Scores in the columns of self.classes_; a label the SVM never saw gets the lowest
         score of its row, so it is never ranked above a label that was seen."""
-        raw = svm.decision_function(X)
-        if raw.ndim == 1:
-            raw = np.column_stack([-raw, raw])
+        # svm.decision_function, without its input checks (they dominate small batches).
+        raw = np.asarray(X @ svm.coef_.T) + svm.intercept_
+        if raw.shape[1] == 1:
+            raw = np.column_stack([-raw[:, 0], raw[:, 0]])
         out = np.full((X.shape[0], len(self.classes_)), np.nan)
         index = {label: i for i, label in enumerate(self.classes_.tolist())}
         for j, label in enumerate(svm.classes_.tolist()):
@@ -381,6 +395,20 @@ def read_card(path: str | Path) -> ModelCard:
     model = TextModel.load(path)
     assert model.card is not None
     return model.card
+
+
+def _with_headings(
+    texts: list[str], y: np.ndarray, folds: np.ndarray
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Relevance data with the heading of every multi-field text added as an example of its
+    own, in its record's fold (so no record is half in training, half tested). A filter
+    learnt from whole complaints otherwise scores their tweet-length titles far lower: on
+    the Incheon complaints it kept 20% of the titles at its threshold, not 98%."""
+    extra = [i for i, text in enumerate(texts) if FIELD_SEPARATOR in text]
+    if not extra:
+        return texts, y, folds
+    headings = [texts[i].partition(FIELD_SEPARATOR)[0] for i in extra]
+    return texts + headings, np.concatenate([y, y[extra]]), np.concatenate([folds, folds[extra]])
 
 
 def _plain(value: Any) -> Label:

@@ -91,6 +91,7 @@ def _with_relevance(
         return replace(
             outcome,
             relevant=False,
+            unit=None,
             confidence=round(1 - probability, 3),
             reasons=(reason, *outcome.reasons),
         )

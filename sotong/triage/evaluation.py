@@ -6,6 +6,7 @@ route itself at a given precision, per-label table, confused pairs), relevance m
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -161,16 +162,14 @@ def routing_metrics(
         "coverage_thresholds": thresholds,
         "calibration_error": expected_calibration_error(correct, confidence),
         "per_label": per_label,
-        "confused_pairs": [
-            {"true": t, "predicted": q, "count": c} for (t, q), c in confused
-        ],
+        "confused_pairs": [{"true": t, "predicted": q, "count": c} for (t, q), c in confused],
     }
 
 
 def _precision_recall(truth: np.ndarray, flagged: np.ndarray) -> tuple[float, float, float]:
     tp = float(np.sum(flagged & truth))
-    precision = tp / flagged.sum() if flagged.any() else 1.0
-    recall = tp / truth.sum() if truth.any() else 1.0
+    precision = tp / float(flagged.sum()) if flagged.any() else 1.0
+    recall = tp / float(truth.sum()) if truth.any() else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return precision, recall, f1
 
@@ -226,9 +225,7 @@ def relevance_metrics(
         "threshold": round(stated, 6),
         "recall_at_precision_95": round(r95, 4),
         "threshold_at_precision_95": None if t95 is None else round(t95, 6),
-        "calibration_error": expected_calibration_error(
-            y == (p >= 0.5), np.maximum(p, 1 - p)
-        ),
+        "calibration_error": expected_calibration_error(y == (p >= 0.5), np.maximum(p, 1 - p)),
     }
 
 
@@ -265,7 +262,9 @@ def cross_validate(
     if folds < 2 or folds > len(texts):
         raise ValueError(f"folds must be between 2 and the number of examples ({len(texts)})")
     assignment = fold_assignment(labels, folds, seed)
-    extra_texts, extra_labels = (list(extra_train[0]), list(extra_train[1])) if extra_train else ([], [])
+    extra_texts, extra_labels = (
+        (list(extra_train[0]), list(extra_train[1])) if extra_train else ([], [])
+    )
     all_labels = sorted({str(v) for v in labels} | {str(v) for v in extra_labels})
     relevance = all(isinstance(v, bool | np.bool_) for v in labels)
     proba = np.zeros(len(texts)) if relevance else np.zeros((len(texts), len(all_labels)))
@@ -286,7 +285,7 @@ def cross_validate(
             assert thresholds is not None
             thresholds[test] = model.threshold
         else:
-            columns = [all_labels.index(str(label)) for label in model.labels]
+            columns = np.array([all_labels.index(str(label)) for label in model.labels])
             proba[np.ix_(test, columns)] = predicted
         if on_fold is not None:
             on_fold(fold)
@@ -301,6 +300,11 @@ def cross_validate(
 
 
 # --- printing ---------------------------------------------------------------------------------
+
+
+def _width(text: str) -> int:
+    """Columns a string takes in a terminal: Hangul and other wide characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def format_report(metrics: dict[str, Any], title: str = "") -> str:
@@ -327,12 +331,12 @@ def format_report(metrics: dict[str, Any], title: str = "") -> str:
         + "   ".join(f"{level}: {share:.1%}" for level, share in coverage.items())
     )
     lines.append("")
-    width = max([len("label"), *(len(label) for label in metrics["per_label"])])
+    width = max([len("label"), *(_width(label) for label in metrics["per_label"])])
     lines.append(f"{'label':<{width}}  {'n':>5}  {'prec':>5}  {'recall':>6}  {'f1':>5}")
     rows = sorted(metrics["per_label"].items(), key=lambda item: (-item[1]["n"], item[0]))
     for label, row in rows:
         lines.append(
-            f"{label:<{width}}  {row['n']:>5}  {row['precision']:>5.2f}  "
+            f"{label}{' ' * (width - _width(label))}  {row['n']:>5}  {row['precision']:>5.2f}  "
             f"{row['recall']:>6.2f}  {row['f1']:>5.2f}"
         )
     if metrics["confused_pairs"]:

@@ -66,7 +66,7 @@ def active_models() -> Models:
     routing = _load(active["routing"]) if "routing" in active else None
     threshold = 0.5
     if relevance is not None:
-        threshold = float(active["relevance"].metrics.get("threshold", 0.5))
+        threshold = relevance.model.threshold
     return Models(relevance=relevance, relevance_threshold=threshold, routing=routing)
 
 
@@ -84,6 +84,10 @@ def register(
     note: str = "",
 ) -> TrainedModel:
     """Record a trained model; promote it (making it the active one) when asked."""
+    base, suffix = version, 1
+    while TrainedModel.objects.filter(version=version).exists():
+        suffix += 1  # the same data trained twice within a second
+        version = f"{base}-{suffix}"
     record = TrainedModel.objects.create(
         kind=kind,
         version=version,
@@ -97,6 +101,7 @@ def register(
     )
     if promote:
         activate(record)
+        record.refresh_from_db()
     return record
 
 

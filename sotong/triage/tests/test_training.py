@@ -1,0 +1,96 @@
+"""Retraining: a candidate is promoted only when it measures no worse than the active model
+on the held-out slice; corrections become examples; every decision names its model."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+
+from sotong.cases import services
+from sotong.cases.models import Case
+from sotong.directory.models import Category
+from sotong.inbox.normalize import NormalizedMessage
+from sotong.inbox.services import ingest_batch
+from sotong.triage import registry
+from sotong.triage.examples import all_examples, seed_examples
+from sotong.triage.models import TrainedModel, TriageDecision
+from sotong.triage.services import forget_rules, triage_messages
+from sotong.triage.training import held_out, retrain
+
+
+@pytest.fixture
+def models_dir(settings, tmp_path):
+    settings.SOTONG_MODEL_DIR = str(tmp_path / "models")
+    forget_rules()
+    yield tmp_path / "models"
+    forget_rules()
+
+
+def scrambled(examples):
+    """The same examples with the training part's categories shuffled (held-out intact)."""
+    rng = random.Random(7)
+    categories = [e.category for e in examples if e.category]
+    return [
+        replace(e, category=rng.choice(categories)) if e.category and not held_out(e) else e
+        for e in examples
+    ]
+
+
+def test_worse_candidate_is_not_promoted_and_rollback_restores(directory, models_dir):
+    examples = seed_examples()
+    first = retrain("routing", examples)
+    assert first.promoted and first.candidate.active
+    assert first.candidate_score > 0.4
+
+    worse = retrain("routing", scrambled(examples))
+    assert not worse.promoted
+    assert worse.candidate_score < worse.active_score
+    assert TrainedModel.objects.get(kind="routing", active=True) == first.candidate
+    assert "not promoted" in TrainedModel.objects.get(pk=worse.candidate.pk).note
+
+    forced = retrain("routing", scrambled(examples), force=True)
+    assert TrainedModel.objects.get(kind="routing", active=True) == forced.candidate
+    assert registry.rollback("routing") == first.candidate
+    assert TrainedModel.objects.get(kind="routing", active=True) == first.candidate
+
+
+def test_decisions_record_the_model_that_made_them(directory, models_dir):
+    result = retrain("routing", seed_examples())
+    new = ingest_batch(
+        [
+            NormalizedMessage(
+                channel="x",
+                external_id="m1",
+                text="우리 집 앞 하수구에서 냄새가 올라와요 점검 부탁드려요",
+            )
+        ]
+    )
+    triage_messages([m.pk for m in new])
+    decision = TriageDecision.objects.get()
+    assert f"routing:{result.candidate.version}" in decision.engine
+
+
+def test_corrections_on_the_case_page_become_examples(people):
+    new = ingest_batch(
+        [
+            NormalizedMessage(
+                channel="x", external_id="c1", text="종로구 창신동 보안등이 꺼졌어요 고쳐주세요"
+            )
+        ]
+    )
+    triage_messages([m.pk for m in new])
+    case = Case.objects.get()
+    services.recategorize_case(
+        case, Category.objects.get(code="streetlight"), actor=people["jongno"]
+    )
+    services.transfer_case(
+        case,
+        people["transport"].unit,
+        reason="도로 조명은 시 소관",
+        actor=people["jongno"],
+        wrong_unit=True,
+    )
+    learned = [e for e in all_examples() if e.key == f"message-{new[0].pk}"]
+    assert learned and learned[0].unit == "transport" and learned[0].relevant
