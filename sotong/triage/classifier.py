@@ -331,12 +331,12 @@ class TextModel:
         ]
 
     def explain(self, text: str, label: Label, n: int = 5) -> list[tuple[str, float]]:
-        """The terms of the text that pushed it most towards `label`, with their weight
-        (feature value times coefficient), strongest first. Character n-grams inside a
-        morpheme already shown are left out: they say the same thing less readably."""
+        """The terms of the text that pushed it most towards `label`, strongest first, with
+        their weight (feature value times coefficient). A word counted in the title and in
+        the body is one term with both weights summed; character n-grams (shown «in
+        guillemets») only when no word shown already contains them."""
         svm = self._require_fitted()
-        matches = np.flatnonzero(self.classes_ == label)
-        if not len(matches):
+        if not len(np.flatnonzero(self.classes_ == label)):
             raise ModelError(f"unknown label {label!r}")
         x = self.features.transform([text]).tocsr()
         if len(svm.classes_) == 2:
@@ -344,22 +344,26 @@ class TextModel:
         else:
             column = np.flatnonzero(svm.classes_ == label)
             if not len(column):
-                return []
+                return []  # a label the final SVM never saw (only in calibration folds)
             coef = svm.coef_[column[0]]
-        contributions = x.data * coef[x.indices]
         names = self.features.feature_names()
+        words: dict[str, float] = {}
+        grams: dict[str, float] = {}
+        for index, weight in zip(x.indices, x.data * coef[x.indices], strict=True):
+            name = str(names[index]).removeprefix("title:")
+            target = grams if name.startswith("«") else words
+            target[name] = target.get(name, 0.0) + float(weight)
+        ranked = sorted(
+            ((name, weight) for name, weight in {**words, **grams}.items() if weight > 0),
+            key=lambda item: -item[1],
+        )
         chosen: list[tuple[str, float]] = []
-        shown_words: list[str] = []
-        for i in np.argsort(-contributions, kind="stable"):
-            if contributions[i] <= 0 or len(chosen) >= n:
-                break
-            name = str(names[x.indices[i]])
-            core = name.removeprefix("title:").strip("«»")
-            if name.endswith("»") and any(core in word for word in shown_words):
+        for name, weight in ranked:
+            if name.startswith("«") and any(name.strip("«»") in word for word in words):
                 continue
-            if not name.endswith("»"):
-                shown_words.append(core)
-            chosen.append((name, round(float(contributions[i]), 4)))
+            chosen.append((name, round(weight, 4)))
+            if len(chosen) == n:
+                break
         return chosen
 
     # --- files ----------------------------------------------------------------------------

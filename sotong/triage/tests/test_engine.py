@@ -474,3 +474,18 @@ def test_fast_transform_matches_the_vectorizers():
     import scipy.sparse as sp
 
     assert abs(space.transform(new) - sp.hstack(expected, format="csr")).max() < 1e-6
+
+
+def test_relevance_learnt_from_whole_posts_still_flags_their_titles():
+    complaints, _ = routing_examples()
+    posts = [
+        f"{c}{FIELD_SEPARATOR}안녕하세요 주민입니다. 오래전부터 불편했습니다. 빠른 조치 바랍니다."
+        for c in complaints
+    ]
+    chatter = [f"{c} {s}" for c in CHATTER for s in ("", "!!", "ㅎㅎ", "진짜")]
+    model = TextModel("relevance", "relevant", calibration_folds=3).fit(
+        posts + chatter, [True] * len(posts) + [False] * len(chatter)
+    )
+    assert model.card.n_examples == len(posts) + len(chatter)  # headings are not counted
+    titles = ["중앙동 버스 배차 간격이 너무 길어요", "신포동 공원 나무 가지치기 해주세요"]
+    assert model.predict(titles) == [True, True]
