@@ -199,13 +199,21 @@ def open_cases(
     )
     urgent = [c for c in cases if c.urgent and c.unit_id]
     if urgent:
-        notices = []
-        for case in urgent:
-            notices += [
+        # Staff read once per batch, not once per urgent case.
+        center = center_staff()
+        staff: dict[int, list[Officer]] = {}
+        for officer in Officer.objects.filter(
+            unit_id__in={c.unit_id for c in urgent}, is_active=True
+        ):
+            staff.setdefault(officer.unit_id, []).append(officer)  # type: ignore[arg-type]
+        Notification.objects.bulk_create(
+            [
                 Notification(recipient=r, case=case, kind=Notification.Kind.URGENT)
-                for r in unit_staff(case.unit_id) + center_staff()
-            ]
-        Notification.objects.bulk_create(notices, ignore_conflicts=True)
+                for case in urgent
+                for r in staff.get(case.unit_id, []) + center  # type: ignore[arg-type]
+            ],
+            ignore_conflicts=True,
+        )
     return cases
 
 

@@ -411,25 +411,29 @@ def review_decision(
     return cases[0] if cases else None
 
 
-def _opening_message(case: Case) -> Message | None:
+def _record_correction(
+    case: Case, field: str, before: str, after: str, actor: Officer | None
+) -> None:
+    """A correction made on the case page, kept on the message that opened the case."""
     link = case.case_messages.filter(role="opened").select_related("message__triage").first()
-    return link.message if link else None
+    if link is None:
+        return
+    TriageCorrection.objects.create(
+        message=link.message,
+        field=field,
+        before=before,
+        after=after,
+        engine=getattr(getattr(link.message, "triage", None), "engine", ""),
+        corrected_by=actor,
+    )
 
 
 def record_category_correction(
     case: Case, *, before: Category | None, after: Category, actor: Officer | None
 ) -> None:
     """A category corrected on the case page: a labelled example for retraining."""
-    message = _opening_message(case)
-    if message is None:
-        return
-    TriageCorrection.objects.create(
-        message=message,
-        field=TriageCorrection.Field.CATEGORY,
-        before=before.code if before else "",
-        after=after.code,
-        engine=getattr(getattr(message, "triage", None), "engine", ""),
-        corrected_by=actor,
+    _record_correction(
+        case, TriageCorrection.Field.CATEGORY, before.code if before else "", after.code, actor
     )
 
 
@@ -437,17 +441,7 @@ def record_unit_correction(
     case: Case, *, before_unit_id: int | None, unit: Unit, actor: Officer | None
 ) -> None:
     """A transfer marked "wrong unit" teaches triage the right owner of the opening message."""
-    link = case.case_messages.filter(role="opened").select_related("message").first()
-    if link is None:
-        return
     before = ""
     if before_unit_id is not None:
         before = Unit.objects.filter(pk=before_unit_id).values_list("code", flat=True).first() or ""
-    TriageCorrection.objects.create(
-        message=link.message,
-        field=TriageCorrection.Field.UNIT,
-        before=before,
-        after=unit.code,
-        engine=getattr(getattr(link.message, "triage", None), "engine", ""),
-        corrected_by=actor,
-    )
+    _record_correction(case, TriageCorrection.Field.UNIT, before, unit.code, actor)
