@@ -78,11 +78,17 @@ TARGETS = {
 }
 
 
-def load(name: str, fields: Sequence[str], label_field: str, limit: int | None = None) -> Dataset:
+def load(
+    name: str,
+    fields: Sequence[str],
+    label_field: str,
+    limit: int | None = None,
+    date_field: str | None = None,
+) -> Dataset:
     path = DATA / name / "train.jsonl"
     if not path.exists():
         raise SystemExit(f"{path} is absent: the shared datasets live beside the repository")
-    data = load_examples(path, tuple(fields), label_field)
+    data = load_examples(path, tuple(fields), label_field, date_field=date_field)
     if limit is not None:
         data.examples = data.examples[:limit]
     return data
@@ -104,12 +110,15 @@ class Baseline:
     def threshold(self) -> float:
         return 0.5
 
-    def fit(self, texts: Sequence[str], labels: Sequence[Any]) -> Baseline:
+    def fit(
+        self, texts: Sequence[str], labels: Sequence[Any], *, dates: Sequence[Any] | None = None
+    ) -> Baseline:
+        # The baseline reads the text alone: dates, where the data has them, are ignored.
         plain = [t.replace(FIELD_SEPARATOR, " ") for t in texts]
         self.svm.fit(self.vectorizer.fit_transform(plain), np.array(labels))
         return self
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str], dates: Sequence[Any] | None = None) -> np.ndarray:
         plain = [t.replace(FIELD_SEPARATOR, " ") for t in texts]
         scores = self.svm.decision_function(self.vectorizer.transform(plain))
         if scores.ndim == 1:  # a monotone squash is enough for rankings and thresholds
@@ -131,20 +140,29 @@ def brief(metrics: dict[str, Any]) -> dict[str, Any]:
 def routing(folds: int, limit: int | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for label in ("function", "unit"):
-        data = load("incheon-junggu-minwon", ("title", "text"), label, limit)
+        data = load("incheon-junggu-minwon", ("title", "text"), label, limit, "date")
         started = time.perf_counter()
         engine = cross_validate(
-            data.texts, data.labels, lambda label=label: TextModel("routing", label), folds=folds
+            data.texts,
+            data.labels,
+            lambda label=label: TextModel("routing", label),
+            folds=folds,
+            dates=data.dates,
         )
         seconds = time.perf_counter() - started
         baseline = cross_validate(data.texts, data.labels, lambda: Baseline("routing"), folds=folds)
+        # The same engine reading the text alone: what the date of posting adds.
+        text_only = cross_validate(
+            data.texts, data.labels, lambda label=label: TextModel("routing", label), folds=folds
+        )
         out[label] = {
             **engine.metrics,
             "seconds": round(seconds, 1),
             "baseline": brief(baseline.metrics),
+            "text_only": brief(text_only.metrics),
             "command": (
                 f"sotong triage evaluate --cv {folds} --data {DATA}/incheon-junggu-minwon/"
-                f"train.jsonl --text-field title,text --label-field {label}"
+                f"train.jsonl --text-field title,text --label-field {label} --date-field date"
             ),
         }
         print(f"  {label}: top-1 {engine.metrics['top1']:.3f} ({seconds:.0f} s)", flush=True)

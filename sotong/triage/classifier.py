@@ -23,6 +23,7 @@ from sklearn.svm import LinearSVC
 from sotong.triage import evaluation
 from sotong.triage.datasets import examples_sha256
 from sotong.triage.evaluation import fold_assignment
+from sotong.triage.periods import DateLike
 from sotong.triage.text_features import FIELD_SEPARATOR, FeatureSpace
 
 ENGINE = "sotong-text-1"
@@ -146,23 +147,32 @@ class TextModel:
         texts: Sequence[str],
         labels: Sequence[Label],
         *,
+        dates: Sequence[DateLike] | None = None,
         data_sha256: str | None = None,
         progress: Progress | None = None,
     ) -> TextModel:
-        """Train on the texts; the card records the data's hash and out-of-fold metrics."""
+        """Train on the texts; the card records the data's hash and out-of-fold metrics.
+
+        `dates` (a router only; one per text, None where unknown) teach it which unit owned
+        a matter when: see sotong.triage.periods. A relevance filter ignores them: whether
+        a message is city business does not depend on the year."""
         if len(texts) != len(labels):
             raise ModelError(f"{len(texts)} texts but {len(labels)} labels")
+        if dates is not None and len(dates) != len(texts):
+            raise ModelError(f"{len(texts)} texts but {len(dates)} dates")
+        if self.kind == RELEVANCE:
+            dates = None
         y = self._check_labels(labels)
         self.classes_ = np.array(sorted(set(y.tolist())), dtype=object)
         if len(self.classes_) < 2:
             raise ModelError(f"need at least two different labels, got {self.classes_.tolist()}")
         texts = list(texts)
         given = len(texts)
-        sha = data_sha256 or examples_sha256(texts, y.tolist())
+        sha = data_sha256 or examples_sha256(texts, y.tolist(), dates)
         folds = fold_assignment(y.tolist(), self.calibration_folds, self.seed)
         if self.kind == RELEVANCE:
             texts, y, folds = _with_headings(texts, y, folds)
-        X = self._analyse(texts, progress, given / len(texts))
+        X = self._analyse(texts, dates, progress, given / len(texts))
 
         # Out-of-fold scores calibrate the probabilities and give honest training metrics.
         # The TF-IDF vocabulary is shared by the folds: it uses no labels.
@@ -219,17 +229,21 @@ class TextModel:
         return np.array(list(labels), dtype=object)
 
     def _analyse(
-        self, texts: list[str], progress: Progress | None, step: float = 1.0
+        self,
+        texts: list[str],
+        dates: Sequence[DateLike] | None,
+        progress: Progress | None,
+        step: float = 1.0,
     ) -> sp.csr_matrix:
         if progress is None:
-            return self.features.fit_transform(texts)
+            return self.features.fit_transform(texts, dates)
         # Morphological analysis is most of the work: do it text by text so the bar moves;
         # the vectorizers then find every text's morphemes in the cache.
         analyse = self.features.blocks[0][1].build_analyzer()
         for text in texts:
             analyse(text)
             progress.update(step)
-        return self.features.fit_transform(texts)
+        return self.features.fit_transform(texts, dates)
 
     def _fit_svm(self, X: sp.csr_matrix, y: np.ndarray) -> LinearSVC:
         svm = self._new_svm()
@@ -283,8 +297,14 @@ class TextModel:
             raise ModelError("the model is not trained")
         return self._svm
 
-    def decision_scores(self, texts: Sequence[str]) -> np.ndarray:
-        return self._scores_for(self._require_fitted(), self.features.transform(list(texts)))
+    def decision_scores(
+        self, texts: Sequence[str], dates: Sequence[DateLike] | None = None
+    ) -> np.ndarray:
+        """Raw scores; without dates a router takes every text as written today."""
+        if self.kind == RELEVANCE:
+            dates = None
+        svm = self._require_fitted()
+        return self._scores_for(svm, self.features.transform(list(texts), dates))
 
     def _probabilities(self, scores: np.ndarray) -> np.ndarray:
         if self.kind == RELEVANCE:
@@ -293,9 +313,11 @@ class TextModel:
             return np.column_stack([1.0 - p, p])
         return _softmax(scores, self._temperature)
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+    def predict_proba(
+        self, texts: Sequence[str], dates: Sequence[DateLike] | None = None
+    ) -> np.ndarray:
         """Calibrated probabilities, one row per text, columns in the order of `labels`."""
-        return self._probabilities(self.decision_scores(texts))
+        return self._probabilities(self.decision_scores(texts, dates))
 
     @property
     def labels(self) -> list[Label]:
@@ -320,9 +342,11 @@ class TextModel:
             raise ModelError("relevance() needs a relevance model")
         return self.predict_proba(texts)[:, 1]
 
-    def top_k(self, texts: Sequence[str], k: int = 3) -> list[list[tuple[Label, float]]]:
+    def top_k(
+        self, texts: Sequence[str], k: int = 3, dates: Sequence[DateLike] | None = None
+    ) -> list[list[tuple[Label, float]]]:
         """The k most likely labels of each text with their probabilities, best first."""
-        proba = self.predict_proba(texts)
+        proba = self.predict_proba(texts, dates)
         k = max(1, min(k, len(self.classes_)))
         order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
         return [
@@ -351,6 +375,8 @@ class TextModel:
         grams: dict[str, float] = {}
         for index, weight in zip(x.indices, x.data * coef[x.indices], strict=True):
             name = str(names[index]).removeprefix("title:")
+            if name.startswith("period:"):
+                continue  # the date is not a term of the text
             target = grams if name.startswith("«") else words
             target[name] = target.get(name, 0.0) + float(weight)
         ranked = sorted(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sotong.triage.periods import PeriodError, year_of
 from sotong.triage.text_features import FIELD_SEPARATOR
 
 RELEVANCE_LABEL = "relevant"
@@ -29,11 +30,13 @@ class DatasetError(ValueError):
 @dataclass(frozen=True)
 class Example:
     """One labelled text. Several fields are joined by FIELD_SEPARATOR (the first one is the
-    heading); `source` is `file:line` for error messages and reports."""
+    heading); `source` is `file:line` for error messages and reports; `date` is when it was
+    written, where the data says (a router learns which unit owned a matter when)."""
 
     text: str
     label: Label
     source: str = ""
+    date: str | None = None
 
 
 @dataclass
@@ -60,6 +63,13 @@ class Dataset:
     @property
     def labels(self) -> list[Label]:
         return [e.label for e in self.examples]
+
+    @property
+    def dates(self) -> list[str | None] | None:
+        """The examples' dates, or None when no example has one."""
+        if all(e.date is None for e in self.examples):
+            return None
+        return [e.date for e in self.examples]
 
 
 def parse_fields(value: str) -> tuple[str, ...]:
@@ -126,11 +136,14 @@ def load_examples(
     text_fields: Sequence[str],
     label_field: str,
     default_label: Label | None = None,
+    date_field: str | None = None,
 ) -> Dataset:
     """The labelled texts of one file. The text fields present in a row are joined (empty
     ones left out); a row with none of them is an error, a row whose fields are all empty
     is skipped and counted. A row without the label field takes `default_label`, or is an
-    error when there is none."""
+    error when there is none. With `date_field`, each row's date is read too (YYYY-MM-DD,
+    YYYY.MM.DD, YYYYMMDD or ISO 8601); a row without one is undated, one that is not a date
+    is an error."""
     if not text_fields:
         raise DatasetError("no text field given")
     data = Dataset()
@@ -158,16 +171,27 @@ def load_examples(
             raise DatasetError(
                 f"{where}: no {label_field!r} label (give a default label for such rows)"
             )
-        data.examples.append(Example(FIELD_SEPARATOR.join(parts), label, where))
+        when = None
+        if date_field is not None and record.get(date_field) not in (None, ""):
+            try:
+                year_of(str(record[date_field]))
+            except PeriodError as exc:
+                raise DatasetError(f"{where}: {date_field!r}: {exc}") from exc
+            when = str(record[date_field]).strip()
+        data.examples.append(Example(FIELD_SEPARATOR.join(parts), label, where, when))
     return data
 
 
-def examples_sha256(texts: Sequence[str], labels: Sequence[Label]) -> str:
-    """A hash of the labelled texts themselves, in order: the same data gives the same hash
-    whatever file format or field order it came in."""
+def examples_sha256(
+    texts: Sequence[str], labels: Sequence[Label], dates: Sequence[Any] | None = None
+) -> str:
+    """A hash of the labelled texts themselves (and their dates, where given), in order: the
+    same data gives the same hash whatever file format or field order it came in."""
     digest = hashlib.sha256()
-    for text, label in zip(texts, labels, strict=True):
-        digest.update(json.dumps([label, text], ensure_ascii=False).encode())
+    for index, (text, label) in enumerate(zip(texts, labels, strict=True)):
+        when = dates[index] if dates is not None else None
+        item = [label, text] if when is None else [label, text, str(when)]
+        digest.update(json.dumps(item, ensure_ascii=False).encode())
         digest.update(b"\n")
     return digest.hexdigest()
 

@@ -28,6 +28,19 @@ class Predictor(Protocol):
 
     def rank(self, texts: Sequence[str], k: int) -> list[list[tuple[str, float]]]: ...
 
+    def explain(self, text: str, label: str, n: int) -> list[tuple[str, float]]: ...
+
+
+# How many of the terms that drove a model's decision a reason names.
+EXPLAINED_TERMS = 4
+
+
+def _terms_reason(model: Predictor, text: str, label: str) -> tuple[str, ...]:
+    """ "근거: 가로등, 고장, «꺼져»": the terms of the text that pushed the model most towards
+    its answer (words; «character n-grams» where no word covers them)."""
+    terms = [term for term, _ in model.explain(text, label, EXPLAINED_TERMS)]
+    return (f"근거: {', '.join(terms)}",) if terms else ()
+
 
 @dataclass(frozen=True)
 class Models:
@@ -63,16 +76,24 @@ def decide(
     decided = []
     for index, (text, outcome) in enumerate(zip(texts, outcomes, strict=True)):
         if relevance is not None:
-            outcome = _with_relevance(outcome, dict(relevance[index]), models.relevance_threshold)
+            assert models.relevance is not None
+            outcome = _with_relevance(
+                outcome, dict(relevance[index]), models.relevance_threshold, models.relevance, text
+            )
         if routing is not None and outcome.relevant:
-            outcome = _with_routing(outcome, routing[index], rules, text)
+            assert models.routing is not None
+            outcome = _with_routing(outcome, routing[index], rules, models.routing, text)
         outcome = _with_urgency(outcome, text, rules, urgency)
         decided.append(replace(outcome, engine=name))
     return decided
 
 
 def _with_relevance(
-    outcome: TriageOutcome, ranked: dict[str, float], threshold: float
+    outcome: TriageOutcome,
+    ranked: dict[str, float],
+    threshold: float,
+    model: Predictor,
+    text: str,
 ) -> TriageOutcome:
     probability = ranked.get("true", 0.0)
     reason = f"시정 관련 확률 {probability:.2f}"
@@ -80,11 +101,12 @@ def _with_relevance(
         # A category keyword is the city's own word that this is its business.
         return replace(outcome, reasons=(*outcome.reasons, reason))
     if probability >= threshold:
+        # The model alone says city business: say which words made it think so.
         return replace(
             outcome,
             relevant=True,
             confidence=round(probability, 3),
-            reasons=(reason, *outcome.reasons),
+            reasons=(reason, *_terms_reason(model, text, "true"), *outcome.reasons),
         )
     if outcome.relevant is None and probability < threshold / 2:
         # A request cue alone, and the model is sure it is not city business.
@@ -103,7 +125,11 @@ def _with_relevance(
 
 
 def _with_routing(
-    outcome: TriageOutcome, ranked: list[tuple[str, float]], rules: RuleSet, text: str
+    outcome: TriageOutcome,
+    ranked: list[tuple[str, float]],
+    rules: RuleSet,
+    model: Predictor,
+    text: str,
 ) -> TriageOutcome:
     known = [(code, p) for code, p in ranked if code in rules.categories]
     if not known:
@@ -113,9 +139,11 @@ def _with_routing(
         return replace(outcome, alternatives=others)
     code, probability = known[0]
     spec = rules.categories[code]
-    place = rules.find_place(fold_width(text))
+    place = outcome.place or rules.find_place(fold_width(text))
     confidence = min(outcome.confidence if outcome.relevant else 1.0, probability)
     unit, ownership, confidence = owner_for(spec, place, confidence)
+    # The place's evidence is already among the reasons when the rules reported it.
+    ownership = [r for r in ownership if r not in outcome.reasons]
     return replace(
         outcome,
         category=code,
@@ -124,8 +152,14 @@ def _with_routing(
         district=place.district.names[0] if place.district else outcome.district,
         urgent=spec.case_type in rules.urgent_case_types,
         confidence=round(confidence, 3),
-        reasons=(f"모델 분류: {code} ({probability:.2f})", *outcome.reasons, *ownership),
+        reasons=(
+            f"모델 분류: {code} ({probability:.2f})",
+            *_terms_reason(model, text, code),
+            *outcome.reasons,
+            *ownership,
+        ),
         alternatives=tuple((c, round(p, 3)) for c, p in known[1:3]),
+        location=outcome.location or place.location,
     )
 
 

@@ -31,9 +31,13 @@ class Classifier(Protocol):
     @property
     def threshold(self) -> float: ...
 
-    def fit(self, texts: Sequence[str], labels: Sequence[Any]) -> Any: ...
+    def fit(
+        self, texts: Sequence[str], labels: Sequence[Any], *, dates: Sequence[Any] | None = ...
+    ) -> Any: ...
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
+    def predict_proba(
+        self, texts: Sequence[str], dates: Sequence[Any] | None = ...
+    ) -> np.ndarray: ...
 
 
 def fold_assignment(labels: Sequence[Any], folds: int, seed: int = 0) -> np.ndarray:
@@ -249,12 +253,14 @@ def cross_validate(
     seed: int = 0,
     extra_train: tuple[Sequence[str], Sequence[Any]] | None = None,
     on_fold: Callable[[int], None] | None = None,
+    dates: Sequence[Any] | None = None,
 ) -> CrossValidation:
     """Train on all folds but one, predict the one left out, k times; never a training row
     in a test fold. Folds are stratified by label; labels with fewer examples than folds
     are pooled for the split (see fold_assignment). `extra_train` examples join
     every training part and are never tested (for instance long proposals added to teach
-    relevance, while the evaluation holds short titles only)."""
+    relevance, while the evaluation holds short titles only). `dates` (one per text) go to
+    the model's fit and predict_proba with the texts; extra examples are undated."""
     texts = list(texts)
     labels = list(labels)
     if len(texts) != len(labels):
@@ -275,11 +281,17 @@ def cross_validate(
         if not len(test):
             continue
         model = make_model()
-        model.fit(
-            [texts[i] for i in train] + extra_texts,
-            [labels[i] for i in train] + extra_labels,
-        )
-        predicted = model.predict_proba([texts[i] for i in test])
+        train_texts = [texts[i] for i in train] + extra_texts
+        train_labels = [labels[i] for i in train] + extra_labels
+        test_texts = [texts[i] for i in test]
+        if dates is None:
+            model.fit(train_texts, train_labels)
+            predicted = model.predict_proba(test_texts)
+        else:
+            dated = list(dates)
+            train_dates = [dated[i] for i in train] + [None] * len(extra_texts)
+            model.fit(train_texts, train_labels, dates=train_dates)
+            predicted = model.predict_proba(test_texts, dates=[dated[i] for i in test])
         if relevance:
             proba[test] = predicted[:, model.labels.index(True)]
             assert thresholds is not None

@@ -29,6 +29,9 @@ class Example:
     unit: str = ""  # a unit code, where known
     source: str = "seed"  # seed | history | review | correction
     key: str = ""  # a stable id (for hashing and for held-out slices)
+    # When the citizen wrote it (ISO date; None for the written examples, which stand for
+    # the present): the router learns which unit owned a matter when.
+    date: str | None = None
 
 
 def seed_examples(path: Path = SEED_EXAMPLES) -> list[Example]:
@@ -62,6 +65,7 @@ def history_examples() -> Iterator[Example]:
             unit=case.unit.code if case.unit else "",
             source="history",
             key=f"message-{link.message_id}",
+            date=link.message.received_at.date().isoformat(),
         )
 
 
@@ -80,6 +84,7 @@ def review_examples() -> Iterator[Example]:
             unit=decision.unit.code if decision.relevant and decision.unit else "",
             source="review",
             key=f"message-{decision.message_id}",
+            date=decision.message.received_at.date().isoformat(),
         )
 
 
@@ -97,6 +102,7 @@ def correction_examples() -> Iterator[Example]:
             unit=correction.after,
             source="correction",
             key=f"message-{correction.message_id}",
+            date=correction.message.received_at.date().isoformat(),
         )
 
 
@@ -115,6 +121,7 @@ def all_examples() -> list[Example]:
                 unit=example.unit,
                 source="correction",
                 key=example.key,
+                date=example.date,
             )
         by_key[example.key] = example
     return seed_examples() + list(by_key.values())

@@ -45,6 +45,13 @@ class LoadedModel:
             for row in self.model.top_k(list(texts), k)
         ]
 
+    def explain(self, text: str, label: str, n: int) -> list[tuple[str, float]]:
+        """The terms that drove the model towards `label` ("true"/"false" for relevance)."""
+        model_label: str | bool = label
+        if self.model.kind == "relevance":
+            model_label = label == "true"
+        return list(self.model.explain(text, model_label, n))
+
 
 def _load(record: TrainedModel) -> LoadedModel | None:
     from sotong.triage.classifier import TextModel

@@ -70,6 +70,9 @@ class TriageOutcome:
     engine: str = ENGINE
     location: dict[str, Any] = field(default_factory=dict)  # what the gazetteer found
     alternatives: tuple[tuple[str, float], ...] = ()  # other likely categories
+    # Where the text is about, as found once here; the engine reuses it when a trained
+    # model names the category the keywords could not.
+    place: Place | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,7 @@ def triage_text(text: str, rules: RuleSet) -> TriageOutcome:
                 confidence=0.3,
                 reasons=tuple(reasons + ["분류 규칙에 맞는 항목 없음", *place.evidence]),
                 location=place.location,
+                place=place,
             )
         return TriageOutcome(
             relevant=False,
@@ -204,6 +208,7 @@ def triage_text(text: str, rules: RuleSet) -> TriageOutcome:
             urgent=False,
             confidence=0.7,
             reasons=("시정 관련 키워드·요청 표현 없음",),
+            place=place,
         )
 
     ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
@@ -234,6 +239,7 @@ def triage_text(text: str, rules: RuleSet) -> TriageOutcome:
         confidence=confidence,
         reasons=tuple(reasons),
         location=place.location,
+        place=place,
     )
 
 

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from sotong.lib.korean_text import fold_width
+from sotong.triage.periods import DateLike, PeriodFeatures
 
 if TYPE_CHECKING:
     from kiwipiepy import Kiwi
@@ -155,7 +156,8 @@ class MorphemeAnalyzer:
 
 class FeatureSpace:
     """Morphemes, character n-grams of the whole text and of the heading, each TF-IDF
-    weighted (sublinear tf, L2 per block) and scaled by a block weight, side by side."""
+    weighted (sublinear tf, L2 per block) and scaled by a block weight, side by side; and,
+    when the texts come with dates, the year they were written (see triage.periods)."""
 
     def __init__(
         self,
@@ -165,6 +167,7 @@ class FeatureSpace:
         char_ngrams: Sequence[int] = (2, 4),
         head_char_ngrams: Sequence[int] = (1, 3),
         min_df: int = 1,
+        period_weight: float = 0.5,
     ) -> None:
         # Ranges may come back from a model card's JSON as lists.
         char_range = (int(char_ngrams[0]), int(char_ngrams[1]))
@@ -200,6 +203,7 @@ class FeatureSpace:
                 ),
             ),
         ]
+        self.period = PeriodFeatures(period_weight)
         self._names: np.ndarray | None = None
         self._compiled: list[tuple[float, Any, dict[str, int], np.ndarray, int]] | None = None
 
@@ -211,6 +215,7 @@ class FeatureSpace:
             "char_ngrams": list(self.blocks[1][1].ngram_range),
             "head_char_ngrams": list(self.blocks[2][1].ngram_range),
             "min_df": self.blocks[0][1].min_df,
+            "period": self.period.params(),
         }
 
     def _active(self) -> Iterable[tuple[float, str, TfidfVectorizer]]:
@@ -218,16 +223,23 @@ class FeatureSpace:
             if weight:
                 yield weight, name, vectorizer
 
-    def fit_transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+    def fit_transform(
+        self, texts: Sequence[str], dates: Sequence[DateLike] | None = None
+    ) -> sp.csr_matrix:
+        """Learn the vocabularies (and the span of years, when dates are given) and return
+        the training matrix."""
         blocks = [w * v.fit_transform(texts) for w, _, v in self._active()]
+        self.period.fit(dates)
         self._names = None
         self._compiled = None
-        return sp.hstack(blocks, format="csr")
+        return sp.hstack([*blocks, self.period.transform(dates, len(texts))], format="csr")
 
-    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+    def transform(
+        self, texts: Sequence[str], dates: Sequence[DateLike] | None = None
+    ) -> sp.csr_matrix:
         """The same matrix as the vectorizers' own transform, built directly: sklearn's
         input checks cost more than the arithmetic for a message or two, and the worker
-        triages small batches all day."""
+        triages small batches all day. Without dates, every text is dated today."""
         if self._compiled is None:
             self._compiled = [
                 (weight, v.build_analyzer(), v.vocabulary_, v.idf_, offset)
@@ -259,13 +271,16 @@ class FeatureSpace:
             rows.append(row_of)
             columns.append(counts.indices.astype(np.int64) + offset)
             values.append(data)
-        return sp.csr_matrix(
+        text_part = sp.csr_matrix(
             (
                 np.concatenate(values).astype(np.float32),
                 (np.concatenate(rows), np.concatenate(columns)),
             ),
-            shape=(n, self.n_features),
+            shape=(n, self.n_features - self.period.n_features),
         )
+        if not self.period.active:
+            return text_part
+        return sp.hstack([text_part, self.period.transform(dates, n)], format="csr")
 
     def _offsets(self) -> list[int]:
         sizes = [len(v.vocabulary_) for _, _, v in self._active()]
@@ -273,7 +288,7 @@ class FeatureSpace:
 
     @property
     def n_features(self) -> int:
-        return sum(len(v.vocabulary_) for _, _, v in self._active())
+        return sum(len(v.vocabulary_) for _, _, v in self._active()) + self.period.n_features
 
     def feature_names(self) -> np.ndarray:
         """A readable name per column: a morpheme (고치다), «n-gram» or title:«n-gram»."""
@@ -291,6 +306,7 @@ class FeatureSpace:
                         names.append(f"«{term.strip()}»")
                     else:
                         names.append(f"title:«{term.strip()}»")
+            names.extend(self.period.feature_names())
             self._names = np.array(names, dtype=object)
         return self._names
 
@@ -300,3 +316,8 @@ class FeatureSpace:
         state["_names"] = None
         state["_compiled"] = None
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A model saved before dates were features has no period block: an inactive one.
+        state.setdefault("period", PeriodFeatures(0.0))
+        self.__dict__.update(state)

@@ -55,16 +55,31 @@ def held_out(example: Example) -> bool:
     return digest[0] < 256 * HELD_OUT_SHARE
 
 
-def labelled(examples: Sequence[Example], kind: str) -> tuple[list[str], list[Any]]:
+@dataclass(frozen=True)
+class Labelled:
+    """Examples as a model takes them: texts, labels and (for a router) dates."""
+
+    texts: list[str]
+    labels: list[Any]
+    dates: list[str | None] | None
+
+
+def labelled(examples: Sequence[Example], kind: str) -> Labelled:
     if kind == RELEVANCE:
-        return [e.text for e in examples], [e.relevant for e in examples]
+        return Labelled([e.text for e in examples], [e.relevant for e in examples], None)
     chosen = [e for e in examples if e.relevant and e.category]
-    return [e.text for e in chosen], [e.category for e in chosen]
+    dates = [e.date for e in chosen]
+    return Labelled(
+        [e.text for e in chosen],
+        [e.category for e in chosen],
+        None if all(d is None for d in dates) else dates,
+    )
 
 
-def score(model: TextModel, texts: list[str], labels: list[Any], kind: str) -> float:
+def score(model: TextModel, data: Labelled, kind: str) -> float:
     """The model's score on a held-out slice (see SCORE)."""
-    proba = model.predict_proba(texts)
+    texts, labels = data.texts, data.labels
+    proba = model.predict_proba(texts, data.dates)
     if kind == RELEVANCE:
         classes = [bool(c) for c in model.labels]
         p_relevant = proba[:, classes.index(True)]
@@ -90,29 +105,29 @@ def retrain(
     build = make_model or (lambda k: TextModel(k, label_field))
     train = [e for e in examples if not held_out(e)]
     test = [e for e in examples if held_out(e)]
-    train_texts, train_labels = labelled(train, kind)
-    test_texts, test_labels = labelled(test, kind)
-    if not test_texts:
+    train_data = labelled(train, kind)
+    test_data = labelled(test, kind)
+    if not test_data.texts:
         raise ValueError("no held-out examples to compare models on")
 
-    candidate = build(kind).fit(train_texts, train_labels)
-    candidate_score = score(candidate, test_texts, test_labels, kind)
+    candidate = build(kind).fit(train_data.texts, train_data.labels, dates=train_data.dates)
+    candidate_score = score(candidate, test_data, kind)
     active = TrainedModel.objects.filter(kind=kind, active=True).first()
     active_score = None
     if active is not None:
         try:
-            active_score = score(TextModel.load(active.path), test_texts, test_labels, kind)
+            active_score = score(TextModel.load(active.path), test_data, kind)
         except Exception:
             log.exception("the active %s model cannot be scored; the candidate replaces it", kind)
     promote = force or active_score is None or candidate_score >= active_score
 
     # The promoted model learns from every example, the held-out slice included.
-    texts, labels = labelled(examples, kind)
-    final = build(kind).fit(texts, labels) if promote else candidate
+    every = labelled(examples, kind)
+    final = build(kind).fit(every.texts, every.labels, dates=every.dates) if promote else candidate
     assert final.card is not None
     path = final.save(model_dir() / f"{final.card.version}.joblib")
     metrics = dict(final.card.metrics)
-    metrics["held_out"] = {"n": len(test_texts), SCORE[kind]: round(candidate_score, 4)}
+    metrics["held_out"] = {"n": len(test_data.texts), SCORE[kind]: round(candidate_score, 4)}
     if active_score is not None:
         metrics["held_out"]["active"] = round(active_score, 4)
     if final.card.threshold is not None:

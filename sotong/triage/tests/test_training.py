@@ -94,3 +94,54 @@ def test_corrections_on_the_case_page_become_examples(people):
     )
     learned = [e for e in all_examples() if e.key == f"message-{new[0].pk}"]
     assert learned and learned[0].unit == "transport" and learned[0].relevant
+
+
+class FakeModel:
+    """A trained model as the engine sees it, with fixed answers."""
+
+    version = "fake-1"
+
+    def __init__(self, ranked, terms):
+        self.ranked = ranked
+        self.terms = terms
+        self.explained = []
+
+    def rank(self, texts, k):
+        return [self.ranked[:k] for _ in texts]
+
+    def explain(self, text, label, n):
+        self.explained.append(label)
+        return self.terms[:n]
+
+
+def test_a_model_decision_names_its_terms_and_finds_the_place_once(directory, monkeypatch):
+    from sotong.triage import engine
+    from sotong.triage.rules import RuleSet
+    from sotong.triage.services import load_rules
+
+    rules = load_rules().rules
+    code = next(c for c, spec in sorted(rules.categories.items()) if spec.district_matter)
+    other = next(c for c in sorted(rules.categories) if c != code)
+    relevance = FakeModel([("true", 0.96), ("false", 0.04)], [("뭉개다", 0.4)])
+    routing = FakeModel(
+        [(code, 0.81), (other, 0.12), ("gone", 0.05)], [("뭉개다", 0.5), ("«뭉개»", 0.1)]
+    )
+    calls = []
+    find_place = RuleSet.find_place
+    monkeypatch.setattr(
+        RuleSet, "find_place", lambda self, text: calls.append(text) or find_place(self, text)
+    )
+    [outcome] = engine.decide(
+        ["마포구 망원동 골목에서 뭉개뭉개 뭉개고 있어요"],
+        rules,
+        models=engine.Models(relevance=relevance, relevance_threshold=0.5, routing=routing),
+    )
+    assert outcome.relevant and outcome.category == code
+    mapo = next(d for d in rules.districts if "마포구" in d.names)
+    assert outcome.district == "마포구" and outcome.unit == mapo.unit  # a district matter
+    assert "근거: 뭉개다" in outcome.reasons  # why the filter called it city business
+    assert "근거: 뭉개다, «뭉개»" in outcome.reasons  # why the router chose the category
+    assert relevance.explained == ["true"] and routing.explained == [code]
+    assert outcome.alternatives == ((other, 0.12),)
+    assert len(calls) == 1, "the place is found once per text"
+    assert outcome.location  # the gazetteer's finding travels with a model's decision

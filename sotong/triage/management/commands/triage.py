@@ -156,6 +156,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--default-label", help="the label of rows that lack the label field")
         parser.add_argument(
+            "--date-field",
+            help="routing: the field holding when each text was written (YYYY-MM-DD …); the "
+            "router learns which unit owned a matter when (units are renamed) and routes new "
+            "messages as of today",
+        )
+        parser.add_argument(
             "--relevant-negatives",
             action="append",
             default=[],
@@ -229,7 +235,11 @@ class Command(BaseCommand):
                     "one model learns one label"
                 )
             label = parse_label(default, label_field, "--default-label") if default else None
-            data.extend(load_examples(parsed.path, parsed.text_fields, label_field, label))
+            data.extend(
+                load_examples(
+                    parsed.path, parsed.text_fields, label_field, label, options["date_field"]
+                )
+            )
         for option, value in (("relevant_negatives", False), ("relevant_positives", True)):
             for spec in options[option]:
                 parsed = parse_spec(spec, options["text_field"], "__none__")
@@ -261,7 +271,7 @@ class Command(BaseCommand):
         )
         total = TextModel.progress_total(len(data), options["calibration_folds"])
         with self._bar(options, total, "training") as bar:
-            model.fit(data.texts, data.labels, progress=bar)
+            model.fit(data.texts, data.labels, dates=data.dates, progress=bar)
         path = model.save(options["model"])
         card = model.card
         assert card is not None
@@ -287,6 +297,7 @@ class Command(BaseCommand):
                 lambda: TextModel(kind, label_field, C=options["C"]),
                 folds=folds,
                 on_fold=lambda _: bar.update(1),
+                dates=data.dates,
             )
         self.report(options, result.metrics, {"kind": kind, "label_field": label_field})
 
@@ -301,7 +312,7 @@ class Command(BaseCommand):
         if label_field != card.label_field:
             raise CommandError(f"the model predicts {card.label_field!r}, not {label_field!r}")
         data = self.load(options, label_field)
-        proba = model.predict_proba(data.texts)
+        proba = model.predict_proba(data.texts, data.dates)
         if model.kind == "relevance":
             metrics = relevance_metrics(
                 [bool(v) for v in data.labels], proba[:, 1], model.threshold
