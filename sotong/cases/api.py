@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from sotong.cases import selectors
 from sotong.cases.dispatch import perform
 from sotong.cases.models import Case
+from sotong.cases.workflow import Action
 from sotong.directory.models import Officer
 from sotong.errors import InvalidInput, NotAuthenticated
 from sotong.inbox.api import read_body
@@ -71,5 +72,8 @@ def case_action(request: HttpRequest, pk: int, action: str) -> JsonResponse:
     params = decode_json_body(read_body(request)) if request.body else {}
     if not isinstance(params, dict):
         raise InvalidInput("the body must be a JSON object")
-    perform(case, action, params, officer)
-    return JsonResponse(case_json(selectors.get_case_for(officer, pk)))
+    result = perform(case, action, params, officer)
+    body = case_json(selectors.get_case_for(officer, pk))
+    if action == Action.SPLIT and isinstance(result, Case):
+        body["split_into"] = {"id": result.pk, "number": result.number}
+    return JsonResponse(body)

@@ -1,8 +1,8 @@
 """Named case actions with plain string parameters, for the doors that receive them as
 form fields or JSON (the case page, the JSON API, the command line).
 
-It only resolves parameters (a unit code, an officer's username, a case number) and calls
-the one service for the action; every rule stays in the services.
+It only resolves parameters (a unit code, an officer's username, a case number, a message
+of the case) and calls the one service for the action; every rule stays in the services.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from sotong.cases.models import Case, parse_case_number
 from sotong.cases.workflow import Action
 from sotong.directory.models import Category, Officer, Unit
 from sotong.errors import InvalidInput, NotFound
+from sotong.inbox.models import Message
 
 Params = Mapping[str, Any]
 
@@ -58,6 +59,19 @@ def _category(params: Params) -> Category:
     return category
 
 
+def _case_message(params: Params, case: Case) -> Message:
+    """A message of this case, by id (a form's string or a JSON number); another case's
+    message looks like no message, as another unit's case looks like no case."""
+    value = params.get("message", "")
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not (isinstance(text, str) and text.isascii() and text.isdigit() and len(text) < 12):
+        raise InvalidInput("'message' must be a message id", field="message")
+    message = Message.objects.filter(pk=int(text), case_link__case=case).first()
+    if message is None:
+        raise NotFound("no such message in this case", field="message")
+    return message
+
+
 HANDLERS: dict[str, Callable[[Case, Params, Officer], object]] = {
     Action.ASSIGN_UNIT: lambda c, p, a: services.assign_unit(
         c, _unit(p), actor=a, note=_text(p, "note")
@@ -79,11 +93,13 @@ HANDLERS: dict[str, Callable[[Case, Params, Officer], object]] = {
     ),
     Action.RECATEGORIZE: lambda c, p, a: services.recategorize_case(c, _category(p), actor=a),
     Action.REOPEN: lambda c, p, a: services.reopen_case(c, reason=_text(p, "reason"), actor=a),
+    Action.SPLIT: lambda c, p, a: services.split_message(c, _case_message(p, c), actor=a),
 }
 
 
-def perform(case: Case, action: str, params: Params, actor: Officer) -> None:
+def perform(case: Case, action: str, params: Params, actor: Officer) -> object:
+    """Do `action` to `case`; returns what the service returned (the new case of a split)."""
     handler = HANDLERS.get(action)
     if handler is None:
         raise NotFound(f"no action '{action}'")
-    handler(case, params, actor)
+    return handler(case, params, actor)

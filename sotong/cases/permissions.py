@@ -15,7 +15,7 @@ from sotong.errors import PermissionDenied
 if TYPE_CHECKING:
     from sotong.cases.models import Case
 
-CENTER_ONLY = frozenset({Action.ASSIGN_UNIT, Action.MERGE})
+CENTER_ONLY = frozenset({Action.ASSIGN_UNIT, Action.MERGE, Action.SPLIT})
 
 
 def can_view(officer: Officer, case: Case) -> bool:

@@ -1,5 +1,5 @@
 """Every state change of a case, one function each (open, assign, answer, approve, publish,
-close, hold, resume, transfer, merge, reopen).
+close, hold, resume, transfer, merge, split, reopen).
 
 Each checks permission and the transition, writes in one transaction, records the audit
 event and queues follow-up work. Pages, the API, jobs and commands all call these.
@@ -252,7 +252,8 @@ def split_message(case: Case, message: Message, *, actor: Officer | None) -> Cas
     """Undo a wrong link: a message that joined a case gets a case of its own, with the same
     unit, category and type (the center corrects them from there)."""
     case = _locked(case)
-    check_permission(actor, Action.MERGE, case)  # the center's act, like merging
+    check_permission(actor, Action.SPLIT, case)
+    next_status(Action.SPLIT, case.status)
     link = CaseMessage.objects.filter(case=case, message=message).first()
     if link is None or link.role != CaseMessage.Role.JOINED:
         raise InvalidInput("only a message that joined this case can be split off", field="message")
@@ -272,7 +273,9 @@ def split_message(case: Case, message: Message, *, actor: Officer | None) -> Cas
         note=f"split from {case.number}",
     )
     before = snapshot(case)
-    _audit(case, "split", actor, before, note=f"message {message.pk} split off into {new.number}")
+    _audit(
+        case, Action.SPLIT, actor, before, note=f"message {message.pk} split off into {new.number}"
+    )
     return new
 
 

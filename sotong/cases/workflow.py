@@ -42,6 +42,7 @@ class Action(StrEnum):
     REOPEN = "reopen"
     JOIN = "join"
     RECATEGORIZE = "recategorize"
+    SPLIT = "split"
 
 
 S = CaseStatus
@@ -72,9 +73,11 @@ TRANSITIONS: dict[Action, Transition] = {
     ),
     Action.MERGE: Transition(OPEN_STATES, S.MERGED),
     Action.REOPEN: Transition(ANSWERED_STATES, _BACK_TO_WORK),
-    # A new message joining a case, or a corrected category, leaves its state alone.
+    # A new message joining a case, a corrected category, or a wrongly joined message
+    # split off into a case of its own leaves the case's state alone.
     Action.JOIN: Transition(OPEN_STATES | ANSWERED_STATES, "same"),
     Action.RECATEGORIZE: Transition(OPEN_STATES | ANSWERED_STATES, "same"),
+    Action.SPLIT: Transition(OPEN_STATES | ANSWERED_STATES, "same"),
 }
 
 

@@ -3,13 +3,16 @@ its actions and the live guideline check. Views parse, call a service or selecto
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from sotong.cases import selectors
 from sotong.cases.dispatch import perform
+from sotong.cases.models import Case
 from sotong.cases.permissions import check_permission
 from sotong.cases.services import (
     check_case_answer,
@@ -44,7 +47,7 @@ def triage_queue(request: HttpRequest) -> HttpResponse:
         request,
         "workbench/triage_queue.html",
         {
-            "decisions": triage_selectors.waiting_decisions()[:100],
+            "decisions": triage_selectors.explain(triage_selectors.waiting_decisions()[:100]),
             "waiting": triage_selectors.waiting_decisions().count(),
             "categories": Category.objects.filter(active=True).select_related("owner"),
             "units": Unit.objects.filter(active=True),
@@ -107,6 +110,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "case": case,
             "messages_": selectors.case_messages(case),
+            "triage": triage_selectors.case_decision(case),
             "timeline": selectors.case_timeline(case),
             "answers": selectors.case_answers(case),
             "draft": draft,
@@ -126,9 +130,14 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def case_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     officer = _officer(request)
     case = selectors.get_case_for(officer, pk)
-    perform(case, action, request.POST, officer)
+    result = perform(case, action, request.POST, officer)
     if action == Action.MERGE:
         return redirect("workbench:inbox")
+    if action == Action.SPLIT and isinstance(result, Case):
+        messages.success(
+            request,
+            _("The message now has a case of its own: %(number)s.") % {"number": result.number},
+        )
     return redirect("workbench:case", pk=case.pk)
 
 

@@ -27,6 +27,7 @@ ACTIONS = [
     "merge",
     "reopen",
     "assign_unit",
+    "split",
 ]
 
 
@@ -67,6 +68,7 @@ def test_other_unit_cannot_act_through_page_or_api(people, jongno_case, action):
         "unit": "district-mapo",
         "officer": "mapo",
         "into": "S1",
+        "message": "1",
     }
     assert mapo.post(f"/work/cases/{jongno_case.pk}/{action}/", params).status_code == 404
     api = mapo.post(

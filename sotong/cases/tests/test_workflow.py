@@ -46,6 +46,7 @@ EXPECTED: dict[Action, dict[str, str]] = {
     Action.REOPEN: {S.PUBLISHED: S.UNIT, S.CLOSED: S.UNIT},
     Action.JOIN: {s: s for s in OPEN_STATES | ANSWERED_STATES},
     Action.RECATEGORIZE: {s: s for s in OPEN_STATES | ANSWERED_STATES},
+    Action.SPLIT: {s: s for s in OPEN_STATES | ANSWERED_STATES},
 }
 
 ALLOWED = [
