@@ -12,6 +12,11 @@ created again. The worker migrates and loads the directory (not timed), then
 2. starts the real web server (gunicorn) on the same database and times
    `POST /api/v1/messages` over HTTP, sequentially and from 8 client threads.
 
+Then the batch run again (fewer messages) with the trained triage models active: on a fresh
+database, `sotong migrate`, `load-directory` and `triage bootstrap` run as `make run` runs
+them (the relevance and routing models learn from the project's seed examples; not timed),
+and a worker loads the models (timed apart) and pushes the messages through the same path.
+
 Results go to bench/results/<database>-<UTC timestamp>.json and latest-<database>.json;
 a summary is printed. bench/README.md explains the figures.
 """
@@ -46,12 +51,15 @@ DEMO_FILE = ROOT / "sotong" / "inbox" / "data" / "demo_messages.yaml"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/sotong_bench"
 DATABASES = ("sqlite", "postgres")
 
+MODEL_DIR = ROOT / "var" / "bench" / "models"
 TARGET_BATCH_PER_SECOND = 2_000  # on SQLite, one core
 TARGET_P99_MS = 50.0  # one API call
 SEED = 20_240_917
 RELEVANT_SHARE = 0.10  # messages about city business
 UNCLEAR_SHARE = 0.02  # request-like messages the rules cannot place (a person decides)
 DUPLICATE_SHARE = 0.10
+MODEL_MESSAGES = 10_000  # the run with trained models: each text is analysed, so fewer
+FIRST_DECISION_TEXT = "정류장 버스 안내판이 고장났어요"
 WARMUP_CALLS = 200
 CLIENT_THREADS = 8
 API_PATH = "/api/v1/messages"
@@ -174,6 +182,17 @@ def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (ru_maxrss is in KiB on Linux)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def rss_mb() -> float | None:
+    """Resident memory of this process now (Linux /proc; None elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 def machine_busy_seconds() -> float | None:
@@ -579,6 +598,81 @@ def worker(database: str, messages: int, calls: int, batch_size: int, output: Pa
     output.write_text(json.dumps(result, indent=2, ensure_ascii=False))
 
 
+def load_models() -> dict[str, Any]:
+    """Load the active models as a fresh worker does and make a first decision with each:
+    reading the files (importing scikit-learn the first time), then starting the
+    morphological analyser (on first use)."""
+    from sotong.triage.models import TrainedModel
+    from sotong.triage.registry import active_models
+
+    records = {m.kind: m for m in TrainedModel.objects.filter(active=True)}
+    rss_before = rss_mb()
+    started = time.perf_counter()
+    models = active_models()
+    read = time.perf_counter()
+    if models.relevance is None or models.routing is None:
+        raise SystemExit("bench: `sotong triage bootstrap` left no active relevance and routing")
+    models.relevance.rank([FIRST_DECISION_TEXT], 2)
+    models.routing.rank([FIRST_DECISION_TEXT], 3)
+    ready = time.perf_counter()
+    from sotong.triage import text_features
+
+    # The batch starts with the analyser up but nothing of this text in the feature caches.
+    text_features.word_morphemes.cache_clear()
+    text_features.normalize.cache_clear()
+    return {
+        "seconds": round(ready - started, 3),
+        "files_seconds": round(read - started, 3),
+        "first_decision_seconds": round(ready - read, 3),
+        "rss_mb_before": rss_before,
+        "rss_mb_after": rss_mb(),
+        "models": {
+            kind: {
+                "version": record.version,
+                "n_examples": record.n_examples,
+                "file_mb": round(Path(record.path).stat().st_size / 2**20, 2),
+            }
+            for kind, record in sorted(records.items())
+        },
+    }
+
+
+def worker_with_models(database: str, messages: int, batch_size: int, output: Path) -> None:
+    """The batch run on a database where the parent ran `sotong triage bootstrap`: load the
+    models (timed apart), then the same path, now deciding with the models too."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sotong.settings")
+    import django
+
+    django.setup()
+    from sotong.triage.models import TriageDecision
+
+    rss_before = peak_rss_mb()
+    # First: generating the input compiles the rule set, which loads the models too.
+    log(f"[{database}] with models: loading them")
+    model_load = load_models()
+    templates = load_templates()
+    raw, unique = batch_input(templates, messages, SEED)
+    log(
+        f"[{database}] with models: batch ingest of {len(raw):,} messages in batches of "
+        f"{batch_size:,}"
+    )
+    load = {"before_batch": load_average()}
+    batch = run_batch(raw, batch_size)
+    load["after_batch"] = load_average()
+    with_models = TriageDecision.objects.filter(engine__contains="+relevance:").count()
+    if not with_models:
+        raise SystemExit("bench: no triage decision names the trained models")
+    result = {
+        **batch,
+        "peak_rss_mb_before_batch": rss_before,
+        "unique_in_input": unique,
+        "model_load": model_load,
+        "outcome": {**batch_outcome(), "decided_with_models": with_models},
+        "load_average_1min": load,
+    }
+    output.write_text(json.dumps(result, indent=2, ensure_ascii=False))
+
+
 # --- Orchestration (parent side, no Django) -------------------------------------------------
 
 
@@ -681,12 +775,8 @@ def targets(database: str, result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def measure(database: str, args: argparse.Namespace) -> dict[str, Any]:
-    started = datetime.now(UTC)
-    url = fresh_database(database, args.postgres_url)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    output = RESULTS_DIR / f"{database}-{started:%Y%m%dT%H%M%SZ}.json.tmp"
-    env = dict(
+def worker_env(url: str) -> dict[str, str]:
+    return dict(
         os.environ,
         SOTONG_DATABASE_URL=url,
         SOTONG_DEBUG="0",  # DEBUG would keep every query in memory
@@ -695,6 +785,61 @@ def measure(database: str, args: argparse.Namespace) -> dict[str, Any]:
         SOTONG_LOG_LEVEL="WARNING",
         PYTHONPATH=str(ROOT),
     )
+
+
+def sotong_command(args: Sequence[str], env: dict[str, str]) -> tuple[float, str]:
+    """Run `sotong <args>` as `make run` does; its wall time and output."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "sotong.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"bench: `sotong {' '.join(args)}` failed:\n{done.stdout}{done.stderr}")
+    return time.perf_counter() - started, done.stdout
+
+
+def measure_with_models(database: str, args: argparse.Namespace, output: Path) -> dict[str, Any]:
+    """The batch run with the models `make run` trains: a fresh database, the product's
+    setup commands (training not timed), then a worker process measures."""
+    url = fresh_database(database, args.postgres_url)
+    model_dir = MODEL_DIR / database
+    for old in model_dir.glob("*.joblib"):
+        old.unlink()
+    env = {**worker_env(url), "SOTONG_MODEL_DIR": str(model_dir)}
+    log(f"[{database}] with models: migrate, load-directory, triage bootstrap")
+    sotong_command(["migrate", "--noinput"], env)
+    sotong_command(["load-directory"], env)
+    training_seconds, trained = sotong_command(["triage", "bootstrap"], env)
+    # One core, like the rest of the figures (numpy would otherwise start a thread pool).
+    env.update({var: "1" for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+    command = [
+        sys.executable, __file__, "--worker", database, "--with-models",
+        "--worker-output", str(output), "--messages", str(args.model_messages),
+        "--batch-size", str(args.batch_size),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, env=env)
+    if done.returncode != 0 or not output.exists():
+        raise SystemExit(f"bench: the {database} run with models failed (exit {done.returncode})")
+    measured: dict[str, Any] = json.loads(output.read_text())
+    output.unlink()
+    measured["training"] = {
+        "command": "sotong triage bootstrap",
+        "seconds": round(training_seconds, 1),
+        "report": trained.strip().splitlines(),
+    }
+    return measured
+
+
+def measure(database: str, args: argparse.Namespace) -> dict[str, Any]:
+    started = datetime.now(UTC)
+    url = fresh_database(database, args.postgres_url)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    output = RESULTS_DIR / f"{database}-{started:%Y%m%dT%H%M%SZ}.json.tmp"
+    env = worker_env(url)
     command = [
         sys.executable, __file__, "--worker", database, "--worker-output", str(output),
         "--messages", str(args.messages), "--calls", str(args.calls),
@@ -705,6 +850,8 @@ def measure(database: str, args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"bench: the {database} measurement failed (exit {done.returncode})")
     measured = json.loads(output.read_text())
     output.unlink()
+    if args.model_messages:
+        measured["batch_with_models"] = measure_with_models(database, args, output)
     result: dict[str, Any] = {
         "database": database,
         **measured,
@@ -721,6 +868,69 @@ def measure(database: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def verdict(met: bool | None) -> str:
     return {True: "met", False: "NOT MET", None: "n/a"}[met]
+
+
+def stage_lines(stages: dict[str, Any]) -> Iterator[str]:
+    labels = {
+        "normalize": "normalize_message",
+        "ingest": f"dedupe, mask ({stages['ingest']['masking_seconds']:.2f} s), store, queue",
+        "triage": f"{stages['triage']['messages']:,} triaged, cases opened and routed",
+    }
+    for name, label in labels.items():
+        stage = stages[name]
+        yield (
+            f"  {name:<9} {stage['messages_per_second']:>9,.0f} msg/s {stage['seconds']:7.2f} s  "
+            f"({label})"
+        )
+
+
+def outcome_lines(outcome: dict[str, Any]) -> Iterator[str]:
+    decisions = outcome["decisions"]
+    yield (
+        f"  outcome   {decisions['relevant']:,} relevant, {decisions['unclear']:,} unclear, "
+        f"{decisions['not_relevant']:,} not; {outcome['cases_opened']:,} cases opened"
+    )
+    yield (
+        f"            ({outcome['cases_routed_to_unit']:,} routed to a unit, "
+        f"{outcome['cases_urgent']:,} urgent); {outcome['triage_jobs_queued']:,} jobs queued"
+    )
+
+
+def summary_with_models(rules: dict[str, Any], run: dict[str, Any]) -> Iterator[str]:
+    """The run with trained models, next to the rules-only figures."""
+    load, training = run["model_load"], run["training"]
+    examples = ", ".join(f"{kind} {m['n_examples']:,}" for kind, m in load["models"].items())
+    yield (
+        f"models  {run['messages']:,} messages ({run['duplicates_skipped']:,} duplicates), "
+        f"relevance and routing models active"
+    )
+    yield (
+        f"        (`{training['command']}` trained them from the seed examples: {examples}; "
+        f"{training['seconds']:.0f} s, not timed)"
+    )
+    share = run["messages_per_second"] / rules["messages_per_second"]
+    yield (
+        f"  overall   {run['messages_per_second']:>9,.0f} msg/s {run['seconds']:7.2f} s  "
+        f"({share:.0%} of the rules-only {rules['messages_per_second']:,.0f} msg/s)"
+    )
+    yield (
+        f"            {run['messages_per_cpu_second']:>9,.0f} msg per CPU-second "
+        f"({run['cpu_seconds']:.2f} s CPU of this process)"
+    )
+    yield from stage_lines(run["stages"])
+    yield (
+        f"  load      {load['seconds']:.2f} s before the first decision (not in the rates): "
+        f"files {load['files_seconds']:.2f} s, analyser and first decision "
+        f"{load['first_decision_seconds']:.2f} s"
+    )
+    yield from outcome_lines(run["outcome"])
+    yield f"            {run['outcome']['decided_with_models']:,} decisions made with the models"
+    after = f"{load['rss_mb_after']:,.0f} MB after loading, " if load["rss_mb_after"] else ""
+    yield (
+        f"  memory    peak RSS {run['peak_rss_mb']:,.0f} MB ({after}"
+        f"{run['peak_rss_mb_before_batch']:,.0f} MB before; rules only "
+        f"{rules['peak_rss_mb']:,.0f} MB)"
+    )
 
 
 def summary(result: dict[str, Any]) -> Iterator[str]:
@@ -752,30 +962,14 @@ def summary(result: dict[str, Any]) -> Iterator[str]:
             f"            meanwhile {others} used {batch['other_cpu_seconds']:.1f} CPU-seconds "
             f"({batch['other_cpu_seconds'] / batch['seconds']:.2f} cores on average)"
         )
-    labels = {
-        "normalize": "normalize_message",
-        "ingest": f"dedupe, mask ({stages['ingest']['masking_seconds']:.2f} s), store, queue",
-        "triage": f"{stages['triage']['messages']:,} triaged, cases opened and routed",
-    }
-    for name, label in labels.items():
-        stage = stages[name]
-        yield (
-            f"  {name:<9} {stage['messages_per_second']:>9,.0f} msg/s {stage['seconds']:7.2f} s  "
-            f"({label})"
-        )
-    decisions = outcome["decisions"]
-    yield (
-        f"  outcome   {decisions['relevant']:,} relevant, {decisions['unclear']:,} unclear, "
-        f"{decisions['not_relevant']:,} not; {outcome['cases_opened']:,} cases opened"
-    )
-    yield (
-        f"            ({outcome['cases_routed_to_unit']:,} routed to a unit, "
-        f"{outcome['cases_urgent']:,} urgent); {outcome['triage_jobs_queued']:,} jobs queued"
-    )
+    yield from stage_lines(stages)
+    yield from outcome_lines(outcome)
     yield (
         f"  memory    peak RSS {batch['peak_rss_mb']:,.0f} MB "
         f"({batch['peak_rss_mb_before_batch']:,.0f} MB before the batch)"
     )
+    if "batch_with_models" in result:
+        yield from summary_with_models(batch, result["batch_with_models"])
     seq, conc = api["sequential"], api["concurrent"]
     yield (
         f"api     sequential, {seq['calls']:,} calls: p50 {seq['p50_ms']:.1f}  "
@@ -799,6 +993,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--messages", type=int, default=50_000, help="messages in the batch run (50,000)"
     )
+    parser.add_argument(
+        "--model-messages",
+        type=int,
+        default=MODEL_MESSAGES,
+        help=f"messages in the run with trained models ({MODEL_MESSAGES:,}; 0: no such run)",
+    )
     parser.add_argument("--calls", type=int, default=2_000, help="measured API calls (2,000)")
     parser.add_argument(
         "--batch-size", type=int, default=1_000, help="messages per ingest_batch call"
@@ -810,14 +1010,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--worker", choices=DATABASES, help=argparse.SUPPRESS)
     parser.add_argument("--worker-output", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--with-models", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.messages < 10 or args.calls < CLIENT_THREADS or args.batch_size < 1:
         parser.error("--messages must be at least 10, --calls at least 8, --batch-size at least 1")
+    if args.model_messages and args.model_messages < 10:
+        parser.error("--model-messages must be 0 (no run with models) or at least 10")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.worker and args.with_models:
+        worker_with_models(args.worker, args.messages, args.batch_size, args.worker_output)
+        return 0
     if args.worker:
         worker(args.worker, args.messages, args.calls, args.batch_size, args.worker_output)
         return 0
