@@ -41,7 +41,8 @@ class TriageDecision(models.Model):
     # The next most likely owners, [[code, probability], …], shown to whoever reviews it.
     alternatives = models.JSONField(_("alternatives"), default=list, blank=True)
     location = models.JSONField(_("place named"), default=dict, blank=True)
-    engine = models.CharField(_("engine and version"), max_length=80)
+    # The rule set and the versions of the models that decided, in full (see engine_name).
+    engine = models.CharField(_("engine and version"), max_length=200)
     review = models.CharField(_("review"), max_length=8, choices=Review.choices)
     decided_at = models.DateTimeField(_("decided at"), auto_now_add=True)
     reviewed_by = models.ForeignKey(
@@ -70,7 +71,7 @@ class TriageCorrection(models.Model):
     field = models.CharField(max_length=16, choices=Field.choices)
     before = models.CharField(max_length=80, blank=True)
     after = models.CharField(max_length=80, blank=True)
-    engine = models.CharField(max_length=40, blank=True)
+    engine = models.CharField(max_length=200, blank=True)  # of the decision corrected
     corrected_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )

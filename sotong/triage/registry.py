@@ -53,22 +53,37 @@ class LoadedModel:
         return list(self.model.explain(text, model_label, n))
 
 
+# Models loaded by this process, by file. A model file never changes once written (its name
+# is its version), and the worker asks for the active models every minute (with the rules):
+# only a newly promoted or rolled-back model is read from disk.
+_loaded: dict[str, LoadedModel] = {}
+
+
 def _load(record: TrainedModel) -> LoadedModel | None:
     from sotong.triage.classifier import TextModel
 
+    key = f"{record.version}@{record.path}"
+    if key in _loaded:
+        return _loaded[key]
     try:
-        return LoadedModel(record.version, TextModel.load(record.path))
+        loaded = LoadedModel(record.version, TextModel.load(record.path))
     except Exception:
         # A missing or unreadable file must not stop triage: the rules still work.
         log.exception(
             "cannot load triage model %s from %s; using rules only", record.version, record.path
         )
         return None
+    _loaded[key] = loaded
+    return loaded
 
 
 def active_models() -> Models:
     """The active models (none until a city trains one: then the rules decide alone)."""
     active = {m.kind: m for m in TrainedModel.objects.filter(active=True)}
+    # Keep only what is active now: a replaced model's memory goes with it.
+    wanted = {f"{m.version}@{m.path}" for m in active.values()}
+    for key in set(_loaded) - wanted:
+        del _loaded[key]
     relevance = _load(active["relevance"]) if "relevance" in active else None
     routing = _load(active["routing"]) if "routing" in active else None
     threshold = 0.5

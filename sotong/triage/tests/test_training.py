@@ -107,6 +107,7 @@ class FakeModel:
         self.explained = []
 
     def rank(self, texts, k):
+        self.asked = [*getattr(self, "asked", []), *texts]
         return [self.ranked[:k] for _ in texts]
 
     def explain(self, text, label, n):
@@ -145,3 +146,67 @@ def test_a_model_decision_names_its_terms_and_finds_the_place_once(directory, mo
     assert outcome.alternatives == ((other, 0.12),)
     assert len(calls) == 1, "the place is found once per text"
     assert outcome.location  # the gazetteer's finding travels with a model's decision
+
+
+def test_only_city_business_is_routed(directory):
+    from sotong.triage import engine
+    from sotong.triage.services import load_rules
+
+    rules = load_rules().rules
+    code = sorted(rules.categories)[0]
+    relevance = FakeModel([("false", 0.99), ("true", 0.01)], [])
+    routing = FakeModel([(code, 0.9)], [])
+    texts = ["오늘 점심 뭐 먹지", "종로구 가로등이 꺼졌어요 고쳐주세요"]
+    outcomes = engine.decide(
+        texts,
+        rules,
+        models=engine.Models(relevance=relevance, relevance_threshold=0.5, routing=routing),
+    )
+    assert [o.relevant for o in outcomes] == [False, True]
+    assert routing.asked == [texts[1]]
+
+
+def test_active_models_are_read_from_disk_once_per_version(directory, models_dir, monkeypatch):
+    from sotong.triage.classifier import TextModel
+
+    retrain("routing", seed_examples())
+    reads = []
+    load = TextModel.load.__func__
+    monkeypatch.setattr(
+        TextModel, "load", classmethod(lambda cls, path: reads.append(path) or load(cls, path))
+    )
+    first = registry.active_models().routing
+    assert registry.active_models().routing is first
+    assert len(reads) == 1
+    newer = retrain("routing", seed_examples(), force=True)  # reads the active one to compare
+    reads.clear()
+    assert registry.active_models().routing.version == newer.candidate.version
+    assert registry.active_models().routing.version == newer.candidate.version
+    assert reads == [newer.candidate.path]
+
+
+def test_a_correction_keeps_the_full_names_of_the_models_that_decided(people, models_dir):
+    """Both model versions and the rules fit the decision and the correction (PostgreSQL
+    refuses a value longer than its column, SQLite would keep it silently)."""
+    from sotong.triage.services import review_decision
+
+    examples = seed_examples()
+    relevance = retrain("relevance", examples)
+    routing = retrain("routing", examples)
+    forget_rules()
+    [message] = ingest_batch(
+        [NormalizedMessage(channel="x", external_id="long-1", text="동네 골목이 너무 어두워요")]
+    )
+    triage_messages([message.pk])
+    decision = TriageDecision.objects.get(message=message)
+    assert decision.engine.endswith(
+        f"relevance:{relevance.candidate.version}+routing:{routing.candidate.version}"
+    )
+    other = Category.objects.exclude(pk=decision.category_id).order_by("code").first()
+    if decision.review == TriageDecision.Review.WAITING:
+        review_decision(decision, relevant=True, category=other, actor=people["center"])
+    else:
+        case = Case.objects.get(case_messages__message=message)
+        services.recategorize_case(case, other, actor=people["center"])
+    correction = decision.message.corrections.get(field="category")
+    assert correction.engine == decision.engine and len(correction.engine) > 80
