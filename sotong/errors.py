@@ -68,7 +68,8 @@ class GuidelineIncomplete(SotongError):
 
 
 def is_api_request(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
+    """Machines call the API and the webhooks: they get JSON, not an error page."""
+    return request.path.startswith(("/api/", "/hooks/"))
 
 
 def error_response(request: HttpRequest, error: SotongError) -> HttpResponse:

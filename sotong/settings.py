@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "sotong.workbench",
     "sotong.portal",
     "sotong.jobs",
+    "sotong.channels",
 ]
 
 MIDDLEWARE = [
@@ -173,6 +174,16 @@ SOTONG_MODEL_DIR = os.environ.get("SOTONG_MODEL_DIR", str(VAR_DIR / "models"))
 SOTONG_AUTO_ROUTE_CONFIDENCE = float(os.environ.get("SOTONG_AUTO_ROUTE_CONFIDENCE", 0.6))
 # Deadline sweep: remind the officer once this share of the time to the deadline has passed.
 SOTONG_REMIND_AT_FRACTION = float(os.environ.get("SOTONG_REMIND_AT_FRACTION", 0.75))
+
+# The channel connectors this installation offers (see sotong/channels/connectors/).
+SOTONG_CONNECTORS: list[str] = [
+    "sotong.channels.connectors.meta.MetaConnector",
+    "sotong.channels.connectors.email.EmailConnector",
+]
+# Fernet key(s) for the accounts' credentials, comma-separated, the first encrypts (the
+# others still decrypt, for rotation). Unset: derived from SECRET_KEY (sotong/channels/
+# credentials.py), so changing SECRET_KEY then makes stored credentials unreadable.
+SOTONG_CREDENTIALS_KEY = os.environ.get("SOTONG_CREDENTIALS_KEY", "")
 
 # Jobs: django-q2 on the database by default (no extra server); Redis when asked.
 SOTONG_QUEUE = os.environ.get("SOTONG_QUEUE", "database")

@@ -1,10 +1,12 @@
-"""URL map: public portal at /, officers' workbench at /work/, connectors' API at /api/v1/."""
+"""URL map: public portal at /, officers' workbench at /work/, connectors' API at /api/v1/,
+platforms' webhooks at /hooks/<platform>/<account handle>/."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from sotong.cases import api as case_api
+from sotong.channels import hooks
 from sotong.inbox import api as inbox_api
 from sotong.portal import views as portal
 from sotong.workbench import views as work
@@ -36,6 +38,7 @@ urlpatterns = [
     path("", include((portal_patterns, "portal"))),
     path("work/", include((work_patterns, "workbench"))),
     path("api/v1/", include((api_patterns, "api"))),
+    path("hooks/<slug:platform>/<str:handle>/", hooks.receive, name="hook"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),

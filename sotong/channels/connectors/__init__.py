@@ -1,0 +1,1 @@
+"""One module per platform, each a Connector (see base.py); `registry` finds them by name."""

@@ -1,0 +1,141 @@
+"""Webhook deliveries: store a verified delivery once (`receive_delivery`) and, in a job,
+parse it with its connector and ingest what it carries (`process_delivery`).
+
+The view only verifies and stores, so the platform gets its 200 at once; the job is
+idempotent (it keys on the delivery and skips one already done), and a delivery that
+cannot be used is kept, marked ignored or failed with the reason, never lost.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from sotong.channels.connectors.base import ConnectorError, ParsedDelivery, WebhookRequest
+from sotong.channels.connectors.registry import connector_for
+from sotong.channels.credentials import account_config
+from sotong.channels.models import DeliveryState, WebhookDelivery, Withdrawal
+from sotong.directory.models import Account
+from sotong.errors import SotongError
+from sotong.inbox.services import ingest_batch
+from sotong.jobs.queue import enqueue
+
+log = logging.getLogger(__name__)
+
+PROCESS_JOB = "sotong.channels.services.process_delivery"
+# Headers worth keeping with a delivery: what it is, who sent it, and the platforms'
+# signature and event headers (`x-…`), which are not secret. Cookies and credentials are not.
+KEPT_HEADERS = {"content-type", "user-agent"}
+NEVER_KEPT = ("authorization", "cookie", "x-api-key", "x-csrftoken")
+MAX_HEADER_CHARS = 500
+
+
+def kept_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {
+        name: value[:MAX_HEADER_CHARS]
+        for name, value in sorted(headers.items())
+        if (name in KEPT_HEADERS or name.startswith("x-")) and name not in NEVER_KEPT
+    }
+
+
+def receive_delivery(
+    account: Account, platform: str, request: WebhookRequest
+) -> tuple[WebhookDelivery, bool]:
+    """Store a verified delivery and queue its processing; a delivery already stored (a
+    retry or a replay: same account, same body) is returned as it is, with False."""
+    digest = hashlib.sha256(request.body).hexdigest()
+    try:
+        body, is_base64 = request.body.decode("utf-8"), False
+        if "\x00" in body:  # PostgreSQL's text refuses NUL
+            raise UnicodeDecodeError("utf-8", request.body, 0, 1, "NUL")
+    except UnicodeDecodeError:
+        body, is_base64 = base64.b64encode(request.body).decode("ascii"), True
+    try:
+        with transaction.atomic():
+            delivery = WebhookDelivery.objects.create(
+                account=account,
+                platform=platform,
+                body=body,
+                body_is_base64=is_base64,
+                body_sha256=digest,
+                headers=kept_headers(dict(request.headers)),
+            )
+            enqueue(PROCESS_JOB, delivery.pk)
+    except IntegrityError:
+        existing = WebhookDelivery.objects.filter(account=account, body_sha256=digest).first()
+        if existing is None:
+            raise
+        if existing.state == DeliveryState.FAILED:
+            # A failure may have been fixed since (a setting, a disabled channel): try again.
+            enqueue(PROCESS_JOB, existing.pk)
+        return existing, False
+    return delivery, True
+
+
+def _finish(delivery: WebhookDelivery, state: str, reason: str = "", count: int = 0) -> None:
+    delivery.state = state
+    delivery.reason = reason
+    delivery.message_count = count
+    delivery.processed_at = timezone.now()
+    delivery.save(update_fields=["state", "reason", "message_count", "processed_at"])
+
+
+def _record_withdrawals(delivery: WebhookDelivery, parsed: ParsedDelivery) -> None:
+    # The account's channel: the messages of the same delivery are ingested on it too
+    # (ingest refuses a message whose channel is not the account's).
+    Withdrawal.objects.bulk_create(
+        [
+            Withdrawal(
+                channel=delivery.account.channel, external_id=w.external_id, delivery=delivery
+            )
+            for w in parsed.withdrawals
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def process_delivery(delivery_id: int) -> str:
+    """The job: parse a stored delivery and ingest its messages; returns the new state."""
+    with transaction.atomic():
+        delivery = (
+            WebhookDelivery.objects.select_for_update()
+            .select_related("account__channel")
+            .filter(pk=delivery_id)
+            .first()
+        )
+        if delivery is None or delivery.state in {DeliveryState.PROCESSED, DeliveryState.IGNORED}:
+            return delivery.state if delivery else "missing"
+        connector = connector_for(delivery.platform)
+        config = account_config(delivery.account)
+        request = WebhookRequest("POST", {}, delivery.headers, delivery.raw_body)
+        try:
+            parsed = connector.parse(config, request)
+        except (SotongError, ConnectorError) as exc:  # malformed JSON, unknown object…
+            _finish(delivery, DeliveryState.IGNORED, str(exc))
+            return delivery.state
+        except Exception as exc:
+            log.exception("parsing webhook delivery %s failed", delivery.pk)
+            _finish(delivery, DeliveryState.FAILED, f"{type(exc).__name__}: {exc}")
+            return delivery.state
+        try:
+            with transaction.atomic():  # nothing half-ingested
+                new = ingest_batch(parsed.messages)
+                _record_withdrawals(delivery, parsed)
+        except SotongError as exc:  # unknown account on that channel, channel switched off
+            log.warning("webhook delivery %s not ingested: %s", delivery.pk, exc)
+            _finish(delivery, DeliveryState.FAILED, str(exc))
+            return delivery.state
+        if parsed.messages or parsed.withdrawals:
+            reason = f"{parsed.ignored} event(s) ignored" if parsed.ignored else ""
+            _finish(delivery, DeliveryState.PROCESSED, reason, len(new))
+        else:
+            _finish(
+                delivery,
+                DeliveryState.IGNORED,
+                f"no message in it ({parsed.ignored} event(s) of a type not taken)",
+            )
+        return delivery.state
