@@ -73,15 +73,26 @@ def shared_data(name: str) -> Path:
     return path
 
 
+# In CI a test must not pass by skipping for want of a real part the suite needs: with the
+# variable set to 1, a skip whose reason names the part fails instead.
+REQUIRED_PARTS = (
+    ("SOTONG_REQUIRE_SHARED_DATA", ("shared/data", "shared data"), "shared data"),
+    ("SOTONG_REQUIRE_MAIL_SERVER", ("mail server absent",), "a local mail server"),
+    ("SOTONG_REQUIRE_BROWSER", ("chromium",), "a browser (chromium, chromium-driver)"),
+)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """In CI (SOTONG_REQUIRE_SHARED_DATA=1) a test skipped for want of ../shared/data fails."""
     outcome = yield
     report = outcome.get_result()
-    if report.skipped and os.environ.get("SOTONG_REQUIRE_SHARED_DATA") == "1":
-        reason = (
-            str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        )
-        if "shared/data" in reason or "shared data" in reason:
+    if not report.skipped:
+        return
+    reason = (
+        str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    )
+    for variable, markers, part in REQUIRED_PARTS:
+        if os.environ.get(variable) == "1" and any(m in reason for m in markers):
             report.outcome = "failed"
-            report.longrepr = f"shared data required in CI but absent: {reason}"
+            report.longrepr = f"{part} required in CI ({variable}=1) but absent: {reason}"
+            return
