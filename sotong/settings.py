@@ -121,6 +121,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": os.environ.get("SOTONG_TEST_SQLITE_FILE")
         or str(VAR_DIR / f"test-sotong-{os.getpid()}.sqlite3")
     }
+else:
+    # One test database per test run as well: two runs against one server (a developer's
+    # and CI's) would otherwise drop each other's test_<name> half-way.
+    DATABASES["default"]["TEST"] = {
+        "NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"[:63]
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
