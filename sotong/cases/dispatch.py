@@ -13,6 +13,8 @@ from typing import Any
 from sotong.cases import services
 from sotong.cases.models import Case, parse_case_number
 from sotong.cases.workflow import Action
+from sotong.channels import outbox
+from sotong.channels.models import ReplyDelivery
 from sotong.directory.models import Category, Officer, Unit
 from sotong.errors import InvalidInput, NotFound
 from sotong.inbox.models import Message
@@ -72,6 +74,18 @@ def _case_message(params: Params, case: Case) -> Message:
     return message
 
 
+def _delivery(params: Params, case: Case) -> ReplyDelivery:
+    """A reply delivery of this case, by id; another case's looks like none."""
+    value = params.get("delivery", "")
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not (isinstance(text, str) and text.isascii() and text.isdigit() and len(text) < 12):
+        raise InvalidInput("'delivery' must be a reply delivery id", field="delivery")
+    delivery = ReplyDelivery.objects.filter(pk=int(text), case=case).first()
+    if delivery is None:
+        raise NotFound("no such reply delivery in this case", field="delivery")
+    return delivery
+
+
 HANDLERS: dict[str, Callable[[Case, Params, Officer], object]] = {
     Action.ASSIGN_UNIT: lambda c, p, a: services.assign_unit(
         c, _unit(p), actor=a, note=_text(p, "note")
@@ -94,6 +108,10 @@ HANDLERS: dict[str, Callable[[Case, Params, Officer], object]] = {
     Action.RECATEGORIZE: lambda c, p, a: services.recategorize_case(c, _category(p), actor=a),
     Action.REOPEN: lambda c, p, a: services.reopen_case(c, reason=_text(p, "reason"), actor=a),
     Action.SPLIT: lambda c, p, a: services.split_message(c, _case_message(p, c), actor=a),
+    Action.RETRY_REPLY: lambda c, p, a: outbox.retry_delivery(_delivery(p, c), actor=a),
+    Action.RECORD_REPLY: lambda c, p, a: outbox.record_manual_reply(
+        _delivery(p, c), note=_text(p, "note"), actor=a
+    ),
 }
 
 

@@ -23,10 +23,15 @@ from sotong.cases.workflow import Action, CaseStatus, next_status
 from sotong.directory.models import CaseType, Category, Officer, Unit
 from sotong.errors import GuidelineIncomplete, InvalidInput
 from sotong.inbox.models import Message
+from sotong.jobs.queue import enqueue
 from sotong.lib.business_days import DeadlineUnit, compute_deadline
 from sotong.lib.masking import mask_personal_data
 
 SYSTEM = "system"
+# The channels app turns a published answer into reply deliveries. A job named by its path
+# rather than a signal: the follow-up of a state change is queued by its service, in its
+# transaction, and cases need not know about connectors.
+DELIVER_ANSWER_JOB = "sotong.channels.outbox.deliver_answer"
 
 
 def actor_label(actor: Officer | None, fallback: str = SYSTEM) -> str:
@@ -77,6 +82,12 @@ def _audit(
         after=snapshot(case),
         note=note,
     )
+
+
+def record_case_event(case: Case, action: str, actor: Officer | None, *, note: str = "") -> None:
+    """Audit an action on something that hangs off the case (a reply delivery), for the
+    services of other apps; the case itself is unchanged, so before and after are equal."""
+    _audit(case, action, actor, snapshot(case), note=note)
 
 
 def _locked(case: Case) -> Case:
@@ -491,6 +502,7 @@ def publish_answer(case: Case, *, actor: Officer | None, override_reason: str = 
         else ""
     )
     _audit(case, Action.PUBLISH, actor, before, note=note)
+    enqueue(DELIVER_ANSWER_JOB, answer.pk)
     return answer
 
 

@@ -43,6 +43,9 @@ class Action(StrEnum):
     JOIN = "join"
     RECATEGORIZE = "recategorize"
     SPLIT = "split"
+    # The published answer's delivery to the citizen's channel (sotong/channels/outbox.py).
+    RETRY_REPLY = "retry_reply"
+    RECORD_REPLY = "record_reply"
 
 
 S = CaseStatus
@@ -78,6 +81,9 @@ TRANSITIONS: dict[Action, Transition] = {
     Action.JOIN: Transition(OPEN_STATES | ANSWERED_STATES, "same"),
     Action.RECATEGORIZE: Transition(OPEN_STATES | ANSWERED_STATES, "same"),
     Action.SPLIT: Transition(OPEN_STATES | ANSWERED_STATES, "same"),
+    # Retrying a failed reply delivery or recording a reply made by hand leaves it alone too.
+    Action.RETRY_REPLY: Transition(OPEN_STATES | ANSWERED_STATES, "same"),
+    Action.RECORD_REPLY: Transition(OPEN_STATES | ANSWERED_STATES, "same"),
 }
 
 

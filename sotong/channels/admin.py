@@ -2,7 +2,8 @@
 
 A secret setting is entered once and never shown again: the admin says only whether it
 is set, and a new value replaces it. Deliveries are read-only, for looking into one the
-parser ignored or that failed.
+parser ignored or that failed; so are poll states, with actions to switch polling on or off
+and to resume it after re-authorization.
 """
 
 from __future__ import annotations
@@ -11,11 +12,19 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from sotong.channels.credentials import set_account_setting, setting_fields
-from sotong.channels.models import AccountSetting, WebhookDelivery, Withdrawal
+from sotong.channels.models import (
+    AccountSetting,
+    PollState,
+    PollStateQuerySet,
+    WebhookDelivery,
+    Withdrawal,
+)
+from sotong.channels.polling import resume_polling, switch_polling
 from sotong.errors import InvalidInput
 
 
@@ -94,3 +103,38 @@ class WithdrawalAdmin(admin.ModelAdmin):
     list_display = ["external_id", "channel", "recorded_at"]
     list_filter = ["channel"]
     search_fields = ["external_id"]
+
+
+@admin.register(PollState)
+class PollStateAdmin(admin.ModelAdmin):
+    list_display = [
+        "account",
+        "enabled",
+        "needs_reauthorization",
+        "last_success_at",
+        "last_attempt_at",
+        "next_poll_at",
+        "error_count",
+        "last_error",
+        "items_total",
+    ]
+    list_filter = ["enabled", "needs_reauthorization", "account__channel"]
+    list_select_related = ["account__channel"]
+    search_fields = ["account__handle"]
+    readonly_fields = [f.name for f in PollState._meta.fields]
+    actions = ["enable", "disable", "resume"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description=_("Switch polling on"), permissions=["change"])
+    def enable(self, request: HttpRequest, queryset: QuerySet[PollState]) -> None:
+        switch_polling(queryset, True)
+
+    @admin.action(description=_("Switch polling off"), permissions=["change"])
+    def disable(self, request: HttpRequest, queryset: QuerySet[PollState]) -> None:
+        switch_polling(queryset, False)
+
+    @admin.action(description=_("Resume polling (after re-authorization)"), permissions=["change"])
+    def resume(self, request: HttpRequest, queryset: PollStateQuerySet) -> None:
+        resume_polling(queryset)

@@ -18,7 +18,7 @@ from django.db import transaction
 
 from sotong.channels.connectors.base import AccountConfig, Connector, SettingField
 from sotong.channels.connectors.registry import connector_for_channel
-from sotong.channels.models import AccountSetting
+from sotong.channels.models import AccountSetting, PollState
 from sotong.directory.models import Account
 from sotong.errors import InvalidInput, SotongError
 
@@ -85,6 +85,9 @@ def set_account_setting(account: Account, name: str, value: str) -> AccountSetti
         setting, _ = AccountSetting.objects.update_or_create(
             account=account, name=name, defaults={"secret": field.secret, "stored_value": stored}
         )
+        # Settings entered again (a renewed password or token, a corrected user name): an
+        # account stopped for re-authorization, or backing off, is polled again at once.
+        PollState.objects.filter(account=account).resume()
     return setting
 
 

@@ -1,14 +1,18 @@
 """What the channels keep: each account's connector settings (secret ones encrypted at
-rest), every webhook delivery as it arrived, and the items platforms say were deleted."""
+rest), every webhook delivery as it arrived, the items platforms say were deleted, and the
+outbox of published answers going back to the citizens' threads."""
 
 from __future__ import annotations
 
 import base64
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from sotong.cases.models import Answer, Case
 from sotong.directory.models import Account, Channel
+from sotong.inbox.models import Message
 
 
 class AccountSetting(models.Model):
@@ -125,3 +129,125 @@ class Withdrawal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel_id}:{self.external_id}"
+
+
+# --- Polling ----------------------------------------------------------------------------------
+
+
+class PollStateQuerySet(models.QuerySet["PollState"]):
+    def resume(self) -> int:
+        """Poll these accounts again at once: new credentials were entered, or an
+        administrator says the cause of the stop is fixed."""
+        return self.update(
+            needs_reauthorization=False, error_count=0, last_error="", next_poll_at=None
+        )
+
+
+class PollState(models.Model):
+    """Where polling of one account stands (수집 상태): the platform's cursor, whether it is
+    switched on, and its health for the center's status page.
+
+    The cursor is written in the same transaction as the messages fetched with it, so it
+    never runs ahead of what is stored (sotong/channels/polling.py).
+    """
+
+    account = models.OneToOneField(
+        Account, on_delete=models.CASCADE, related_name="poll_state", verbose_name=_("account")
+    )
+    cursor = models.TextField(_("cursor"), blank=True)
+    enabled = models.BooleanField(_("polling on"), default=True)
+    needs_reauthorization = models.BooleanField(_("needs re-authorization"), default=False)
+    # Null: due now. Also the lease of a running poll (see polling.LEASE).
+    next_poll_at = models.DateTimeField(_("next poll at"), null=True, blank=True)
+    last_attempt_at = models.DateTimeField(_("last attempt at"), null=True, blank=True)
+    last_success_at = models.DateTimeField(_("last success at"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    error_count = models.PositiveIntegerField(_("consecutive errors"), default=0)
+    items_total = models.PositiveBigIntegerField(_("messages fetched"), default=0)
+
+    objects = PollStateQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("poll state")
+        verbose_name_plural = _("poll states")
+        ordering = ["account"]
+        indexes = [models.Index(fields=["enabled", "next_poll_at"])]
+
+    def __str__(self) -> str:
+        return f"poll {self.account_id}"
+
+
+class ReplyState(models.TextChoices):
+    PENDING = "pending", _("waiting to be sent")
+    SENDING = "sending", _("sending")
+    SENT = "sent", _("sent")
+    FAILED = "failed", _("failed")
+    MANUAL = "manual", _("reply elsewhere")
+
+
+class ReplyDelivery(models.Model):
+    """One published answer going back to the citizen's message on its channel (답변 발송).
+
+    The outbox (sotong/channels/outbox.py) is its only writer. `idempotency_key` is fixed
+    at creation and sent with every attempt, so a platform that honours it posts the reply
+    once however often it is tried. `text` is exactly what is (or was) posted.
+    """
+
+    case = models.ForeignKey(
+        Case, on_delete=models.CASCADE, related_name="reply_deliveries", verbose_name=_("case")
+    )
+    answer = models.ForeignKey(
+        Answer, on_delete=models.CASCADE, related_name="reply_deliveries", verbose_name=_("answer")
+    )
+    message = models.ForeignKey(
+        Message, on_delete=models.PROTECT, related_name="+", verbose_name=_("message answered")
+    )
+    # The account the reply is posted from (the message's account's reply account); none
+    # for a message that came in through no account (web form, call center).
+    account = models.ForeignKey(
+        Account,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("reply account"),
+    )
+    idempotency_key = models.CharField(_("idempotency key"), max_length=120, unique=True)
+    state = models.CharField(
+        _("state"), max_length=8, choices=ReplyState.choices, default=ReplyState.PENDING
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    # When the current send began: a delivery still `sending` long after is a crashed send.
+    sending_since = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    platform_reply_id = models.CharField(_("reply id on the platform"), max_length=255, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("reply by hand recorded by"),
+    )
+    note = models.TextField(_("note"), blank=True)
+    text = models.TextField(_("text posted"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("reply delivery")
+        verbose_name_plural = _("reply deliveries")
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["answer", "message"], name="reply_delivery_once_per_answer_and_message"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"]),
+            models.Index(fields=["state", "sending_since"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.idempotency_key} ({self.state})"

@@ -1,8 +1,12 @@
-"""Reads the channels share: which account a webhook URL names."""
+"""Reads the channels share: which account a webhook URL names, a case's reply deliveries."""
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
+
+from sotong.cases.models import Case
 from sotong.channels.connectors.base import Connector
+from sotong.channels.models import ReplyDelivery
 from sotong.directory.models import Account
 from sotong.errors import NotFound
 
@@ -25,3 +29,12 @@ def hook_account(connector: Connector, handle: str) -> Account:
     if account is None:
         raise NotFound(f"no active {connector.platform} account '{handle}'")
     return account
+
+
+def case_deliveries(case: Case) -> QuerySet[ReplyDelivery]:
+    """The case's reply deliveries, oldest first, with what the case page shows of them."""
+    return (
+        ReplyDelivery.objects.filter(case=case)
+        .select_related("account__channel", "message__channel", "recorded_by")
+        .order_by("created_at", "pk")
+    )

@@ -3,7 +3,8 @@ parse it with its connector and ingest what it carries (`process_delivery`).
 
 The view only verifies and stores, so the platform gets its 200 at once; the job is
 idempotent (it keys on the delivery and skips one already done), and a delivery that
-cannot be used is kept, marked ignored or failed with the reason, never lost.
+cannot be used is kept, marked ignored or failed with the reason, never lost. Deletions
+are recorded by `record_withdrawals`, for webhooks and polls alike.
 """
 
 from __future__ import annotations
@@ -11,15 +12,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+from collections.abc import Sequence
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from sotong.channels.connectors.base import ConnectorError, ParsedDelivery, WebhookRequest
+from sotong.channels.connectors.base import ConnectorError, WebhookRequest
+from sotong.channels.connectors.base import Withdrawal as ParsedWithdrawal
 from sotong.channels.connectors.registry import connector_for
 from sotong.channels.credentials import account_config
 from sotong.channels.models import DeliveryState, WebhookDelivery, Withdrawal
-from sotong.directory.models import Account
+from sotong.directory.models import Account, Channel
 from sotong.errors import SotongError
 from sotong.inbox.services import ingest_batch
 from sotong.jobs.queue import enqueue
@@ -84,15 +87,19 @@ def _finish(delivery: WebhookDelivery, state: str, reason: str = "", count: int 
     delivery.save(update_fields=["state", "reason", "message_count", "processed_at"])
 
 
-def _record_withdrawals(delivery: WebhookDelivery, parsed: ParsedDelivery) -> None:
-    # The account's channel: the messages of the same delivery are ingested on it too
-    # (ingest refuses a message whose channel is not the account's).
+def record_withdrawals(
+    channel: Channel,
+    withdrawals: Sequence[ParsedWithdrawal],
+    delivery: WebhookDelivery | None = None,
+) -> None:
+    """Record the items a platform says were deleted, once each (by channel and external
+    id); `delivery` is the webhook delivery that said so (None for a poll). The channel is
+    the account's: the messages that came with them are ingested on it too (ingest refuses
+    a message whose channel is not the account's)."""
     Withdrawal.objects.bulk_create(
         [
-            Withdrawal(
-                channel=delivery.account.channel, external_id=w.external_id, delivery=delivery
-            )
-            for w in parsed.withdrawals
+            Withdrawal(channel=channel, external_id=w.external_id, delivery=delivery)
+            for w in withdrawals
         ],
         ignore_conflicts=True,
     )
@@ -124,7 +131,7 @@ def process_delivery(delivery_id: int) -> str:
         try:
             with transaction.atomic():  # nothing half-ingested
                 new = ingest_batch(parsed.messages)
-                _record_withdrawals(delivery, parsed)
+                record_withdrawals(delivery.account.channel, parsed.withdrawals, delivery)
         except SotongError as exc:  # unknown account on that channel, channel switched off
             log.warning("webhook delivery %s not ingested: %s", delivery.pk, exc)
             _finish(delivery, DeliveryState.FAILED, str(exc))

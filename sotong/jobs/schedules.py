@@ -9,6 +9,10 @@ PERIODIC = {
     "sotong.triage.services.triage_backlog": 1,
     # Reminders and escalations.
     "sotong.cases.jobs.sweep": 1,
+    # Fetch the polled accounts (e-mail …) that are due; each poll is a job of its own.
+    "sotong.channels.polling.poll_due": 1,
+    # Published answers' replies: send those due, recover sends a crash left half done.
+    "sotong.channels.outbox.sweep_outbox": 1,
     # Learn from the day's answers and corrections; promoted only if not worse.
     "sotong.triage.training.nightly_retrain": 24 * 60,
 }

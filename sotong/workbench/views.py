@@ -21,6 +21,7 @@ from sotong.cases.services import (
     requires_approval,
 )
 from sotong.cases.workflow import Action, CaseStatus, allowed_actions
+from sotong.channels.selectors import case_deliveries
 from sotong.directory.models import Category, Officer, Unit
 from sotong.errors import InvalidInput, PermissionDenied
 from sotong.triage import selectors as triage_selectors
@@ -113,6 +114,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "triage": triage_selectors.case_decision(case),
             "timeline": selectors.case_timeline(case),
             "answers": selectors.case_answers(case),
+            "deliveries": case_deliveries(case),
             "draft": draft,
             "report": check_case_answer(case, draft.text) if draft else None,
             "actions": actions,

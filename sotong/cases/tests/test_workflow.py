@@ -47,6 +47,8 @@ EXPECTED: dict[Action, dict[str, str]] = {
     Action.JOIN: {s: s for s in OPEN_STATES | ANSWERED_STATES},
     Action.RECATEGORIZE: {s: s for s in OPEN_STATES | ANSWERED_STATES},
     Action.SPLIT: {s: s for s in OPEN_STATES | ANSWERED_STATES},
+    Action.RETRY_REPLY: {s: s for s in OPEN_STATES | ANSWERED_STATES},
+    Action.RECORD_REPLY: {s: s for s in OPEN_STATES | ANSWERED_STATES},
 }
 
 ALLOWED = [
