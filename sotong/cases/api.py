@@ -42,7 +42,14 @@ def case_json(case: Case) -> dict[str, Any]:
         "hold_reason": case.hold_reason,
         "merged_into": case.merged_into_id,
         "messages": [
-            {"id": link.message.pk, "channel": link.message.channel.code, "text": link.message.text}
+            {
+                "id": link.message.pk,
+                "channel": link.message.channel.code,
+                "text": link.message.text,
+                "withdrawn_at": link.message.withdrawn_at.isoformat()
+                if link.message.withdrawn_at
+                else None,
+            }
             for link in selectors.case_messages(case)
         ],
         "answer": (

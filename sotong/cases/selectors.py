@@ -89,7 +89,9 @@ def public_cases() -> QuerySet[Case]:
         .prefetch_related(
             Prefetch(
                 "case_messages",
-                queryset=CaseMessage.objects.select_related("message__channel").order_by("pk"),
+                queryset=CaseMessage.objects.filter(role=CaseMessage.Role.OPENED)
+                .select_related("message__channel")
+                .order_by("pk"),
             )
         )
         .order_by("-answered_at", "-pk")
@@ -102,6 +104,18 @@ def get_public_case(number: str) -> Case:
     if case is None:
         raise NotFound("no published case with that number")
     return case
+
+
+def public_case_messages(case: Case) -> list[CaseMessage]:
+    """The messages a public case page shows: the opening one always (the page replaces
+    its text with a notice if the citizen deleted it on the platform), the joined ones
+    only while not deleted there."""
+    return list(
+        CaseMessage.objects.filter(case=case)
+        .exclude(role=CaseMessage.Role.JOINED, message__withdrawn_at__isnull=False)
+        .select_related("message__channel")
+        .order_by("message__received_at", "pk")
+    )
 
 
 def published_answer(case: Case) -> Answer | None:

@@ -24,6 +24,7 @@ from sotong.channels.credentials import account_config
 from sotong.channels.models import DeliveryState, WebhookDelivery, Withdrawal
 from sotong.directory.models import Account, Channel
 from sotong.errors import SotongError
+from sotong.inbox.models import Message
 from sotong.inbox.services import ingest_batch
 from sotong.jobs.queue import enqueue
 
@@ -95,7 +96,13 @@ def record_withdrawals(
     """Record the items a platform says were deleted, once each (by channel and external
     id); `delivery` is the webhook delivery that said so (None for a poll). The channel is
     the account's: the messages that came with them are ingested on it too (ingest refuses
-    a message whose channel is not the account's)."""
+    a message whose channel is not the account's).
+
+    A message already stored is marked withdrawn here, in one UPDATE; one that arrives
+    later is marked at ingest (sotong/inbox/services.py), so public outputs leave it out
+    either way. A message withdrawn before keeps its first time."""
+    if not withdrawals:
+        return
     Withdrawal.objects.bulk_create(
         [
             Withdrawal(channel=channel, external_id=w.external_id, delivery=delivery)
@@ -103,6 +110,14 @@ def record_withdrawals(
         ],
         ignore_conflicts=True,
     )
+    external_ids = sorted({w.external_id for w in withdrawals})
+    now = timezone.now()
+    for start in range(0, len(external_ids), 900):  # SQLite's variable limit
+        Message.objects.filter(
+            channel=channel,
+            external_id__in=external_ids[start : start + 900],
+            withdrawn_at__isnull=True,
+        ).update(withdrawn_at=now)
 
 
 def process_delivery(delivery_id: int) -> str:

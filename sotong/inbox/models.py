@@ -44,6 +44,9 @@ class Message(models.Model):
     attachments = models.JSONField(_("attachments"), default=list, blank=True)
     in_reply_to = models.CharField(_("in reply to"), max_length=255, blank=True)
     raw_payload = models.JSONField(_("raw payload"), null=True, blank=True)
+    # Set when the platform says the citizen deleted it (sotong/channels Withdrawal), at
+    # ingest if the deletion came first. Public outputs leave its text out; officers see it.
+    withdrawn_at = models.DateTimeField(_("deleted on the platform at"), null=True, blank=True)
     triage_state = models.CharField(
         _("triage state"),
         max_length=8,

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.apps import apps
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from sotong.directory.models import Account, Channel
@@ -80,11 +82,40 @@ def _build(item: NormalizedMessage, lookup: _Lookup, allowed: Channel | None) ->
     )
 
 
+def _mark_withdrawn(messages: Sequence[Message]) -> None:
+    """Mark the unsaved messages whose deletion the platform reported before they arrived,
+    with one query per 900 messages (one for any ordinary batch), never one per message.
+
+    `Withdrawal` belongs to the channels app, which builds on this one (its models import
+    `Message`, its services call ingest); it is looked up in the app registry when called
+    rather than imported, so inbox does not import the layer above it.
+    """
+    withdrawal_model = apps.get_model("channels", "Withdrawal")
+    for start in range(0, len(messages), 900):  # SQLite's variable limit
+        chunk = messages[start : start + 900]
+        by_channel: dict[int, list[str]] = {}
+        for message in chunk:
+            by_channel.setdefault(message.channel_id, []).append(message.external_id)
+        wanted = Q()
+        for channel_id, external_ids in by_channel.items():
+            wanted |= Q(channel_id=channel_id, external_id__in=external_ids)
+        withdrawn = {
+            (channel_id, external_id): recorded_at
+            for channel_id, external_id, recorded_at in withdrawal_model.objects.filter(
+                wanted
+            ).values_list("channel_id", "external_id", "recorded_at")
+        }
+        if withdrawn:
+            for message in chunk:
+                message.withdrawn_at = withdrawn.get((message.channel_id, message.external_id))
+
+
 def ingest_message(
     item: NormalizedMessage, *, allowed_channel: Channel | None = None
 ) -> IngestResult:
     """Store one message (or find it stored already) and queue its triage."""
     message = _build(item, _Lookup(), allowed_channel)
+    _mark_withdrawn([message])
     try:
         with transaction.atomic():
             message.save()
@@ -121,6 +152,7 @@ def ingest_batch(
                 ).values_list("external_id", flat=True):
                     built.pop((channel_id, found), None)
         new = list(built.values())
+        _mark_withdrawn(new)
         Message.objects.bulk_create(new, batch_size=500)
         for start in range(0, len(new), TRIAGE_CHUNK):
             enqueue(TRIAGE_JOB, [m.pk for m in new[start : start + TRIAGE_CHUNK]])

@@ -41,7 +41,7 @@ def case_page(request: HttpRequest, number: str) -> HttpResponse:
         "portal/case.html",
         {
             "case": case,
-            "messages_": selectors.case_messages(case),
+            "messages_": selectors.public_case_messages(case),
             "answer": selectors.published_answer(case),
         },
     )
