@@ -38,6 +38,7 @@ from sotong.channels.connectors.base import (
     RateLimited,
     SentReply,
     TransientError,
+    retry_delay,
 )
 from sotong.channels.connectors.registry import connector_for_channel
 from sotong.channels.credentials import account_config
@@ -50,9 +51,8 @@ from sotong.jobs.queue import enqueue
 log = logging.getLogger(__name__)
 
 SEND_JOB = "sotong.channels.outbox.send_delivery"
-# Transient errors: wait 1, 2, 4 … minutes (at most an hour); failed after this many tries.
+# Transient errors: wait as base.retry_delay says; failed after this many tries.
 MAX_ATTEMPTS = 8
-MAX_BACKOFF = timedelta(hours=1)
 # A delivery still `sending` this long after its send began was left by a crashed worker.
 # Well above every connector's network timeout, so a slow send is never taken for a crash.
 STALE_SENDING = timedelta(minutes=5)
@@ -265,11 +265,6 @@ def _error_text(exc: Exception) -> str:
     return f"{exc}: {platform_error}" if platform_error else str(exc)
 
 
-def backoff(attempts: int) -> timedelta:
-    """1, 2, 4 … minutes after the 1st, 2nd, 3rd … failed attempt, at most MAX_BACKOFF."""
-    return min(timedelta(minutes=2 ** max(attempts - 1, 0)), MAX_BACKOFF)
-
-
 def send_delivery(delivery_id: int) -> str:
     """The job: post one delivery if it is due; returns its state afterwards.
 
@@ -328,7 +323,7 @@ def send_delivery(delivery_id: int) -> str:
         if delivery.attempts >= MAX_ATTEMPTS:
             _finish(delivery, state=ReplyState.FAILED, next_attempt_at=None, last_error=error)
             return ReplyState.FAILED
-        retry_at = timezone.now() + backoff(delivery.attempts)
+        retry_at = timezone.now() + retry_delay(delivery.attempts)
         _finish(delivery, state=ReplyState.PENDING, next_attempt_at=retry_at, last_error=error)
         return ReplyState.PENDING
 

@@ -24,6 +24,7 @@ from sotong.channels.connectors.base import (
     PermanentError,
     RateLimited,
     TransientError,
+    retry_delay,
 )
 from sotong.channels.connectors.registry import connector_for_channel, connectors
 from sotong.channels.credentials import CredentialsUnreadable, account_config
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 POLL_JOB = "sotong.channels.polling.poll_account"
 EVERY = timedelta(minutes=1)  # an account in good health
 SLOW = timedelta(hours=1)  # after a permanent error, or while settings are missing
-MAX_BACKOFF = timedelta(hours=1)  # transient errors: 1, 2, 4 … minutes, at most this
 # A running poll holds its account this long, longer than a job may run
 # (SOTONG_JOB_TIMEOUT_SECONDS, 300 s): a worker killed mid-fetch frees it when it ends.
 LEASE = timedelta(minutes=10)
@@ -117,13 +117,17 @@ def poll_account(account_id: int) -> str:
         _record_error(state, claimed_at, _describe(exc), timezone.now() + SLOW)
         return "permanent error"
     except (TransientError, ConnectorError) as exc:
-        _record_error(state, claimed_at, _describe(exc), timezone.now() + _backoff(state))
+        _record_error(
+            state, claimed_at, _describe(exc), timezone.now() + retry_delay(state.error_count + 1)
+        )
         return "transient error"
     except NotImplementedError as exc:  # the connector does not fetch for this account
         _record_error(state, claimed_at, str(exc), timezone.now() + SLOW)
         return "not polled"
     except Exception as exc:
-        _record_error(state, claimed_at, _describe(exc), timezone.now() + _backoff(state))
+        _record_error(
+            state, claimed_at, _describe(exc), timezone.now() + retry_delay(state.error_count + 1)
+        )
         raise
     try:
         return _store(account, state, claimed_at, result)
@@ -131,7 +135,9 @@ def poll_account(account_id: int) -> str:
         _record_error(state, claimed_at, _describe(exc), timezone.now() + SLOW)
         return "not stored"
     except Exception as exc:
-        _record_error(state, claimed_at, _describe(exc), timezone.now() + _backoff(state))
+        _record_error(
+            state, claimed_at, _describe(exc), timezone.now() + retry_delay(state.error_count + 1)
+        )
         raise
 
 
@@ -207,11 +213,6 @@ def _record_error(
         current.next_poll_at = next_poll_at
         current.needs_reauthorization = current.needs_reauthorization or reauthorize
         current.save()
-
-
-def _backoff(state: PollState) -> timedelta:
-    """1, 2, 4 … minutes after the 1st, 2nd, 3rd consecutive error, at most MAX_BACKOFF."""
-    return min(EVERY * 2 ** min(state.error_count, 10), MAX_BACKOFF)
 
 
 def _describe(exc: Exception) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from sotong.inbox.normalize import NormalizedMessage
@@ -106,6 +106,16 @@ class SentReply:
 
     platform_id: str
     url: str = ""
+
+
+# After a failure that may pass (a network error, a 5xx), the outbox and the poller wait
+# 1, 2, 4 … minutes, at most an hour.
+MAX_RETRY_DELAY = timedelta(hours=1)
+
+
+def retry_delay(failures: int) -> timedelta:
+    """How long to wait after the `failures`-th failure in a row (1 → one minute)."""
+    return min(timedelta(minutes=2 ** min(max(failures - 1, 0), 10)), MAX_RETRY_DELAY)
 
 
 class ConnectorError(Exception):

@@ -29,6 +29,10 @@ DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 SKIP_REASON = "dovecot (Debian package dovecot-imapd) is not installed: mail server absent"
 
 
+DESK = "minwon@seoul.example"  # the city's mail account in the Seoul directory
+CITIZEN = "citizen@example.test"
+
+
 def require_mail_server() -> None:
     """Skip the calling test when dovecot or aiosmtpd is missing (CI makes it a failure)."""
     if not os.access(DOVECOT, os.X_OK):

@@ -9,7 +9,6 @@ import email
 import email.policy
 import imaplib
 import itertools
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,42 +20,29 @@ from sotong.channels.connectors.base import (
     TransientError,
 )
 from sotong.channels.connectors.email import EmailConnector, parse_mail
-from sotong.channels.tests.mailserver import MailServer, free_port, require_mail_server
+from sotong.channels.tests.mailserver import CITIZEN, DESK, MailServer, free_port
 
-DESK = "minwon@seoul.example"
-CITIZEN = "citizen@example.test"
 _serial = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[MailServer]:
-    require_mail_server()
-    mail = MailServer()
-    mail.add_user(DESK, "desk-pw")
-    mail.add_user(CITIZEN, "citizen-pw")
-    mail.start()
-    yield mail
-    mail.stop()
-
-
 @pytest.fixture
-def folder(server: MailServer) -> str:
+def folder(mail_server: MailServer) -> str:
     """A fresh folder of the desk's mailbox per test, so tests do not see each other's mail."""
     name = f"Citizens{next(_serial)}"
-    server.create_folder(DESK, name)
+    mail_server.create_folder(DESK, name)
     return name
 
 
-def account(server: MailServer, folder: str = "INBOX", **changes: str) -> AccountConfig:
+def account(mail_server: MailServer, folder: str = "INBOX", **changes: str) -> AccountConfig:
     settings = {
         "imap_host": "127.0.0.1",
-        "imap_port": str(server.imap_port),
+        "imap_port": str(mail_server.imap_port),
         "imap_security": "none",
         "imap_user": DESK,
         "imap_password": "desk-pw",
         "imap_folder": folder,
         "smtp_host": "127.0.0.1",
-        "smtp_port": str(server.smtp_port),
+        "smtp_port": str(mail_server.smtp_port),
         "smtp_security": "none",
         "smtp_user": DESK,
         "smtp_password": "desk-pw",
@@ -82,14 +68,14 @@ def mail(
     return message.as_bytes()
 
 
-def test_fetch_returns_new_mail_once_and_advances_the_cursor(server, folder):
-    connector, config = EmailConnector(), account(server, folder)
-    server.deliver(DESK, mail(message_id="<old@example.test>"), folder)
+def test_fetch_returns_new_mail_once_and_advances_the_cursor(mail_server, folder):
+    connector, config = EmailConnector(), account(mail_server, folder)
+    mail_server.deliver(DESK, mail(message_id="<old@example.test>"), folder)
     start = connector.fetch(config, "")
     assert not start.delivery.messages  # an empty cursor starts from now
 
-    server.deliver(DESK, mail(message_id="<first@example.test>"), folder)
-    server.deliver(DESK, mail("두 번째", message_id="<second@example.test>"), folder)
+    mail_server.deliver(DESK, mail(message_id="<first@example.test>"), folder)
+    mail_server.deliver(DESK, mail("두 번째", message_id="<second@example.test>"), folder)
     result = connector.fetch(config, start.cursor)
     assert [m.external_id for m in result.delivery.messages] == [
         "<first@example.test>",
@@ -109,22 +95,22 @@ def test_fetch_returns_new_mail_once_and_advances_the_cursor(server, folder):
     assert not again.delivery.messages and again.cursor == result.cursor
 
     # Fetching does not mark mail as read for the people who share the mailbox.
-    imap = imaplib.IMAP4("127.0.0.1", server.imap_port)
+    imap = imaplib.IMAP4("127.0.0.1", mail_server.imap_port)
     imap.login(DESK, "desk-pw")
     imap.select(folder, readonly=True)
     assert imap.search(None, "UNSEEN")[1][0].split() != []
     imap.logout()
 
 
-def test_a_rebuilt_folder_new_uidvalidity_starts_over_with_the_same_ids(server, folder):
-    connector, config = EmailConnector(), account(server, folder)
+def test_a_rebuilt_folder_new_uidvalidity_starts_over_with_the_same_ids(mail_server, folder):
+    connector, config = EmailConnector(), account(mail_server, folder)
     cursor = connector.fetch(config, "").cursor
-    server.deliver(DESK, mail(message_id="<kept@example.test>"), folder)
+    mail_server.deliver(DESK, mail(message_id="<kept@example.test>"), folder)
     seen = connector.fetch(config, cursor)
     assert [m.external_id for m in seen.delivery.messages] == ["<kept@example.test>"]
 
     # The folder is deleted and recreated (a migration): same mail plus a new one.
-    imap = imaplib.IMAP4("127.0.0.1", server.imap_port)
+    imap = imaplib.IMAP4("127.0.0.1", mail_server.imap_port)
     imap.login(DESK, "desk-pw")
     assert imap.delete(folder)[0] == "OK"
     assert imap.create(folder)[0] == "OK"
@@ -177,32 +163,32 @@ KOREAN_MAILS = {
 
 
 @pytest.mark.parametrize("name", sorted(KOREAN_MAILS))
-def test_korean_charsets_are_decoded(server, folder, name):
+def test_korean_charsets_are_decoded(mail_server, folder, name):
     raw, subject, body = KOREAN_MAILS[name]
-    connector, config = EmailConnector(), account(server, folder)
+    connector, config = EmailConnector(), account(mail_server, folder)
     cursor = connector.fetch(config, "").cursor
-    server.deliver(DESK, raw, folder)
+    mail_server.deliver(DESK, raw, folder)
     (message,) = connector.fetch(config, cursor).delivery.messages
     assert message.text == f"{subject}\n\n{body}"
     assert message.author == CITIZEN
 
 
-def test_html_only_mail_becomes_safe_text(server, folder):
+def test_html_only_mail_becomes_safe_text(mail_server, folder):
     raw = (
         b"From: citizen@example.test\r\nSubject: HTML\r\nMessage-ID: <h@example.test>\r\n"
         b"Content-Type: text/html; charset=utf-8\r\n\r\n"
         + "<html><head><style>p{color:red}</style></head><body><p>신호등이 &lt;고장&gt;</p>"
         "<script>alert('x')</script><p>확인 부탁드립니다</p></body></html>".encode()
     )
-    connector, config = EmailConnector(), account(server, folder)
+    connector, config = EmailConnector(), account(mail_server, folder)
     cursor = connector.fetch(config, "").cursor
-    server.deliver(DESK, raw, folder)
+    mail_server.deliver(DESK, raw, folder)
     (message,) = connector.fetch(config, cursor).delivery.messages
     assert message.text == "HTML\n\n신호등이 <고장>\n\n확인 부탁드립니다"
     assert "alert" not in message.text and "color" not in message.text
 
 
-def test_malformed_mail_is_a_message_not_a_crash(server, folder):
+def test_malformed_mail_is_a_message_not_a_crash(mail_server, folder):
     broken = (
         b"From: someone-without-brackets@example.test\r\n"
         b"Subject: =?x-unknown?B?////?= \xb0\xa1\xb3\xaa\r\n"
@@ -213,10 +199,10 @@ def test_malformed_mail_is_a_message_not_a_crash(server, folder):
         b'Content-Disposition: attachment; filename="report.pdf"\r\n'
         b"Content-Transfer-Encoding: base64\r\n\r\nnot base64 at all!!\r\n"
     )
-    connector, config = EmailConnector(), account(server, folder)
+    connector, config = EmailConnector(), account(mail_server, folder)
     cursor = connector.fetch(config, "").cursor
-    server.deliver(DESK, broken, folder)
-    server.deliver(DESK, broken, folder)  # the same bytes twice
+    mail_server.deliver(DESK, broken, folder)
+    mail_server.deliver(DESK, broken, folder)  # the same bytes twice
     first, second = connector.fetch(config, cursor).delivery.messages
     # No Message-ID: a synthetic id from the content, the same for the same mail.
     assert first.external_id == second.external_id
@@ -228,34 +214,34 @@ def test_malformed_mail_is_a_message_not_a_crash(server, folder):
     first.text.encode("utf-8")  # no lone surrogates left
 
 
-def test_oversize_mail_keeps_its_headers_with_a_note(server, folder, monkeypatch):
+def test_oversize_mail_keeps_its_headers_with_a_note(mail_server, folder, monkeypatch):
     monkeypatch.setattr("sotong.channels.connectors.email.MAX_MESSAGE_BYTES", 2000)
-    connector, config = EmailConnector(), account(server, folder)
+    connector, config = EmailConnector(), account(mail_server, folder)
     cursor = connector.fetch(config, "").cursor
-    server.deliver(DESK, mail("큰 메일", "가" * 5000, message_id="<big@example.test>"), folder)
+    mail_server.deliver(DESK, mail("큰 메일", "가" * 5000, message_id="<big@example.test>"), folder)
     (message,) = connector.fetch(config, cursor).delivery.messages
     assert message.external_id == "<big@example.test>"
     assert message.text.startswith("큰 메일\n\n[본문이 너무 커서 가져오지 않았습니다:")
     assert "가가가" not in message.text
 
 
-def test_wrong_password_needs_reauthorization(server):
+def test_wrong_password_needs_reauthorization(mail_server):
     with pytest.raises(NeedsReauthorization):
-        EmailConnector().fetch(account(server, imap_password="wrong"), "")
+        EmailConnector().fetch(account(mail_server, imap_password="wrong"), "")
 
 
-def test_server_down_is_transient(server):
+def test_server_down_is_transient(mail_server):
     with pytest.raises(TransientError):
-        EmailConnector().fetch(account(server, imap_port=str(free_port())), "")
+        EmailConnector().fetch(account(mail_server, imap_port=str(free_port())), "")
 
 
-def test_unknown_folder_is_permanent(server):
+def test_unknown_folder_is_permanent(mail_server):
     with pytest.raises(PermanentError):
-        EmailConnector().fetch(account(server, "NoSuchFolder"), "")
+        EmailConnector().fetch(account(mail_server, "NoSuchFolder"), "")
 
 
-def citizen_inbox(server: MailServer) -> list[email.message.EmailMessage]:
-    imap = imaplib.IMAP4("127.0.0.1", server.imap_port)
+def citizen_inbox(mail_server: MailServer) -> list[email.message.EmailMessage]:
+    imap = imaplib.IMAP4("127.0.0.1", mail_server.imap_port)
     imap.login(CITIZEN, "citizen-pw")
     imap.select("INBOX", readonly=True)
     found = []
@@ -267,10 +253,10 @@ def citizen_inbox(server: MailServer) -> list[email.message.EmailMessage]:
     return found
 
 
-def test_reply_lands_threaded_in_the_citizens_mailbox(server, folder):
-    connector, config = EmailConnector(), account(server, folder)
+def test_reply_lands_threaded_in_the_citizens_mailbox(mail_server, folder):
+    connector, config = EmailConnector(), account(mail_server, folder)
     cursor = connector.fetch(config, "").cursor
-    server.deliver(
+    mail_server.deliver(
         DESK,
         mail("Re: 가로등 고장", message_id="<q2@example.test>", references="<q1@example.test>"),
         folder,
@@ -283,10 +269,10 @@ def test_reply_lands_threaded_in_the_citizens_mailbox(server, folder):
         author=message.author,
         extra={"subject": message.raw["Subject"], "references": message.raw["References"]},
     )
-    before = len(citizen_inbox(server))
+    before = len(citizen_inbox(mail_server))
     sent = connector.send_reply(config, reply)
 
-    received = citizen_inbox(server)[before:]
+    received = citizen_inbox(mail_server)[before:]
     assert len(received) == 1
     (answer,) = received
     assert answer["Message-ID"] == sent.platform_id
@@ -306,9 +292,9 @@ def test_reply_lands_threaded_in_the_citizens_mailbox(server, folder):
     assert other.platform_id != sent.platform_id
 
 
-def test_reply_subject_without_original_subject(server):
+def test_reply_subject_without_original_subject(mail_server):
     built = EmailConnector().build_reply(
-        account(server),
+        account(mail_server),
         OutgoingReply(
             in_reply_to="q@example.test", text="답변", idempotency_key="k", author=CITIZEN
         ),
@@ -325,27 +311,27 @@ def test_reply_subject_without_original_subject(server):
         ("554 5.7.1 message refused", PermanentError),
     ],
 )
-def test_smtp_refusals_are_mapped(server, answer, error):
-    server.smtp.refuse_with = answer
+def test_smtp_refusals_are_mapped(mail_server, answer, error):
+    mail_server.smtp.refuse_with = answer
     try:
         reply = OutgoingReply(
             in_reply_to="<q@example.test>", text="답변", idempotency_key="k", author=CITIZEN
         )
         with pytest.raises(error) as raised:
-            EmailConnector().send_reply(account(server), reply)
+            EmailConnector().send_reply(account(mail_server), reply)
         assert raised.value.platform_error.startswith(answer.split()[0])
     finally:
-        server.smtp.refuse_with = None
+        mail_server.smtp.refuse_with = None
 
 
-def test_smtp_wrong_password_and_server_down(server):
+def test_smtp_wrong_password_and_server_down(mail_server):
     reply = OutgoingReply(
         in_reply_to="<q@example.test>", text="답변", idempotency_key="k", author=CITIZEN
     )
     with pytest.raises(NeedsReauthorization):
-        EmailConnector().send_reply(account(server, smtp_password="wrong"), reply)
+        EmailConnector().send_reply(account(mail_server, smtp_password="wrong"), reply)
     with pytest.raises(TransientError):
-        EmailConnector().send_reply(account(server, smtp_port=str(free_port())), reply)
+        EmailConnector().send_reply(account(mail_server, smtp_port=str(free_port())), reply)
 
 
 def test_connector_shape():

@@ -39,7 +39,7 @@ from sotong.channels.credentials import set_account_setting
 from sotong.channels.models import PollState
 from sotong.channels.models import Withdrawal as StoredWithdrawal
 from sotong.channels.polling import poll_account, poll_due
-from sotong.channels.tests.mailserver import MailServer, require_mail_server
+from sotong.channels.tests.mailserver import CITIZEN, DESK
 from sotong.directory.models import Account, Channel
 from sotong.inbox.models import Message
 from sotong.inbox.normalize import NormalizedMessage
@@ -368,20 +368,7 @@ def test_admin_lists_health_and_switches_polling(admin_client, account, fake):
 
 # --- e-mail, end to end against a real IMAP server ------------------------------------------
 
-DESK = "minwon@seoul.example"  # the city's mail account in the Seoul directory
-CITIZEN = "citizen@example.test"
 _serial = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def mail_server() -> Iterator[MailServer]:
-    require_mail_server()
-    server = MailServer()
-    server.add_user(DESK, "desk-pw")
-    server.add_user(CITIZEN, "citizen-pw")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
