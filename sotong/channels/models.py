@@ -185,8 +185,15 @@ class ReplyState(models.TextChoices):
     MANUAL = "manual", _("reply elsewhere")
 
 
+class ReplyKind(models.TextChoices):
+    ANSWER = "answer", _("answer")
+    RECEIPT = "receipt", _("receipt")
+
+
 class ReplyDelivery(models.Model):
-    """One published answer going back to the citizen's message on its channel (답변 발송).
+    """One published answer going back to the citizen's message on its channel (답변 발송),
+    or the case's receipt (접수 안내: case number and expected answer date, at most one per
+    case, for accounts that send receipts).
 
     The outbox (sotong/channels/outbox.py) is its only writer. `idempotency_key` is fixed
     at creation and sent with every attempt, so a platform that honours it posts the reply
@@ -196,8 +203,16 @@ class ReplyDelivery(models.Model):
     case = models.ForeignKey(
         Case, on_delete=models.CASCADE, related_name="reply_deliveries", verbose_name=_("case")
     )
+    kind = models.CharField(
+        _("kind"), max_length=8, choices=ReplyKind.choices, default=ReplyKind.ANSWER
+    )
     answer = models.ForeignKey(
-        Answer, on_delete=models.CASCADE, related_name="reply_deliveries", verbose_name=_("answer")
+        Answer,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="reply_deliveries",
+        verbose_name=_("answer"),
     )
     message = models.ForeignKey(
         Message, on_delete=models.PROTECT, related_name="+", verbose_name=_("message answered")
@@ -233,6 +248,9 @@ class ReplyDelivery(models.Model):
     )
     note = models.TextField(_("note"), blank=True)
     text = models.TextField(_("text posted"))
+    # A numbered thread ("(1/3) …"), where the platform allows one and the text is longer
+    # than one post; empty: `text` is posted as one.
+    parts = models.JSONField(_("thread parts"), default=list, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -242,7 +260,16 @@ class ReplyDelivery(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["answer", "message"], name="reply_delivery_once_per_answer_and_message"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["case"],
+                condition=models.Q(kind="receipt"),
+                name="reply_delivery_one_receipt_per_case",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind="receipt") | models.Q(answer__isnull=False),
+                name="reply_delivery_answer_has_answer",
+            ),
         ]
         indexes = [
             models.Index(fields=["state", "next_attempt_at"]),

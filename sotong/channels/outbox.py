@@ -34,6 +34,7 @@ from sotong.channels.connectors.base import (
     Connector,
     NeedsReauthorization,
     OutgoingReply,
+    OutsideReplyWindow,
     PermanentError,
     RateLimited,
     SentReply,
@@ -121,6 +122,65 @@ def fit_reply(body: str, link: str, *, limit: int, length: Callable[[str], int])
     return body[: points[best]].rstrip() + tail
 
 
+def split_thread(
+    body: str, link: str, *, limit: int, length: Callable[[str], int], max_parts: int
+) -> list[str]:
+    """The answer as a numbered thread ("(1/3) …"), each post within `limit` as the
+    platform counts, the public case link at the end of the last; words are kept whole
+    (a word longer than a post is cut as `fit_reply` cuts). Empty when the answer fits in
+    one post, or when it needs more than `max_parts` posts (then it is cut instead). Pure.
+    """
+    body = body.strip()
+    full = f"{body}\n\n{link}" if link else body
+    if limit <= 0 or max_parts < 2 or length(full) <= limit:
+        return []
+    words = body.split()
+    for count in range(2, max_parts + 1):
+        parts = _fill_parts(words, link, limit=limit, length=length, count=count)
+        if parts is not None:
+            return parts
+    return []
+
+
+def _fill_parts(
+    words: list[str], link: str, *, limit: int, length: Callable[[str], int], count: int
+) -> list[str] | None:
+    """`words` in exactly `count` or fewer numbered posts, or None when they need more."""
+    tail = f"\n\n{link}" if link else ""
+    parts: list[str] = []
+    current: list[str] = []
+    pending = list(words)
+    while pending:
+        number = f"({len(parts) + 1}/{count}) "
+        word = pending[0]
+        trial = number + " ".join([*current, word])
+        if length(trial) <= limit:
+            current.append(pending.pop(0))
+            continue
+        if not current:  # one word longer than a post: cut it where graphemes allow
+            head = fit_reply(word, "", limit=limit - length(number), length=length)
+            head = head.removesuffix(ELLIPSIS) or word[:1]
+            current.append(head)
+            pending[0] = word[len(head) :]
+        parts.append(number + " ".join(current))
+        current = []
+        if len(parts) >= count:
+            return None
+    last_number = f"({len(parts) + 1}/{count}) "
+    last = last_number + " ".join(current)
+    if length(last + tail) <= limit:
+        parts.append(last + tail)
+    else:
+        parts.append(last)
+        if len(parts) >= count:
+            return None
+        parts.append(f"({len(parts) + 1}/{count}) " + link)
+    if len(parts) != count:
+        # Fewer posts than numbered: renumber with the count found.
+        return _fill_parts(words, link, limit=limit, length=length, count=len(parts))
+    return parts
+
+
 def public_case_link(case: Case) -> str:
     return f"{settings.PUBLIC_URL}{reverse('portal:case', args=[case.number])}"
 
@@ -142,6 +202,20 @@ def answered_message(case: Case) -> Message | None:
     link = links.filter(role=CaseMessage.Role.OPENED).order_by("pk").first()
     link = link or links.order_by("message__received_at", "pk").first()
     return link.message if link else None
+
+
+def reply_text(body: str, link: str, connector: Connector | None) -> tuple[str, list[str]]:
+    """What is posted on the connector's platform: the text cut to its limit by its own
+    counting rule with the public case link, and, where the platform allows a numbered
+    thread and the answer needs one, its parts. No connector: the full text."""
+    if connector is None:
+        return fit_reply(body, link, limit=0, length=len), []
+    limit, length = connector.max_reply_length, connector.length
+    parts = split_thread(
+        body, link, limit=limit, length=length, max_parts=connector.max_thread_parts
+    )
+    text = "\n\n".join(parts) if parts else fit_reply(body, link, limit=limit, length=length)
+    return text, parts
 
 
 def idempotency_key(answer: Answer, message: Message) -> str:
@@ -170,11 +244,8 @@ def deliver_answer(answer_id: int) -> ReplyDelivery | None:
     account = message.account.reply_account if message.account else None
     connector = sending_connector(message.channel.code) if account else None
     can_send = connector is not None and account is not None and account.active
-    text = fit_reply(
-        answer.public_text,
-        public_case_link(answer.case),
-        limit=connector.max_reply_length if connector and can_send else 0,
-        length=connector.length if connector and can_send else len,
+    text, parts = reply_text(
+        answer.public_text, public_case_link(answer.case), connector if can_send else None
     )
     with transaction.atomic():
         delivery, created = ReplyDelivery.objects.get_or_create(
@@ -187,6 +258,7 @@ def deliver_answer(answer_id: int) -> ReplyDelivery | None:
                 "state": ReplyState.PENDING if can_send else ReplyState.MANUAL,
                 "next_attempt_at": timezone.now() if can_send else None,
                 "text": text,
+                "parts": parts,
             },
         )
         if created and delivery.state == ReplyState.PENDING:
@@ -210,6 +282,7 @@ def _outgoing(delivery: ReplyDelivery) -> OutgoingReply:
         in_reply_to=delivery.message.external_id,
         text=delivery.text,
         idempotency_key=delivery.idempotency_key,
+        thread_parts=tuple(delivery.parts or ()),
         author=delivery.message.author_handle,
         extra=extra,
     )
@@ -301,6 +374,11 @@ def send_delivery(delivery_id: int) -> str:
             last_error=_error_text(exc),
         )
         return ReplyState.PENDING
+    except OutsideReplyWindow as exc:
+        _finish(
+            delivery, state=ReplyState.MANUAL, next_attempt_at=None, last_error=_error_text(exc)
+        )
+        return ReplyState.MANUAL
     except NeedsReauthorization as exc:
         error = f"{NEEDS_REAUTHORIZATION}: {_error_text(exc)}"
         # The account's poll state says so too (where it is polled), for the status page.

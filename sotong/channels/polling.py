@@ -38,7 +38,7 @@ from sotong.jobs.queue import enqueue
 log = logging.getLogger(__name__)
 
 POLL_JOB = "sotong.channels.polling.poll_account"
-EVERY = timedelta(minutes=1)  # an account in good health
+EVERY = timedelta(minutes=1)  # an account in good health, at most (Connector.poll_interval)
 SLOW = timedelta(hours=1)  # after a permanent error, or while settings are missing
 # A running poll holds its account this long, longer than a job may run
 # (SOTONG_JOB_TIMEOUT_SECONDS, 300 s): a worker killed mid-fetch frees it when it ends.
@@ -130,7 +130,7 @@ def poll_account(account_id: int) -> str:
         )
         raise
     try:
-        return _store(account, state, claimed_at, result)
+        return _store(account, state, claimed_at, result, connector.poll_interval)
     except SotongError as exc:  # the channel was switched off, the handle does not match
         _record_error(state, claimed_at, _describe(exc), timezone.now() + SLOW)
         return "not stored"
@@ -175,7 +175,13 @@ def _locked_if_still_ours(state: PollState, claimed_at: datetime) -> PollState |
     return current
 
 
-def _store(account: Account, state: PollState, claimed_at: datetime, result: FetchResult) -> str:
+def _store(
+    account: Account,
+    state: PollState,
+    claimed_at: datetime,
+    result: FetchResult,
+    interval: timedelta = EVERY,
+) -> str:
     with transaction.atomic():
         current = _locked_if_still_ours(state, claimed_at)
         if current is None:
@@ -184,7 +190,7 @@ def _store(account: Account, state: PollState, claimed_at: datetime, result: Fet
         record_withdrawals(account.channel, result.delivery.withdrawals)
         current.cursor = result.cursor
         current.last_success_at = timezone.now()
-        current.next_poll_at = claimed_at + EVERY
+        current.next_poll_at = claimed_at + max(EVERY, interval)
         current.error_count = 0
         current.last_error = ""
         current.items_total += len(new)

@@ -146,6 +146,12 @@ class PermanentError(ConnectorError):
     """The platform refused for good (deleted thread, text refused): mark the delivery failed."""
 
 
+class OutsideReplyWindow(PermanentError):
+    """The platform takes no reply to this message now (Meta's 24-hour messaging window
+    has closed, a thread was locked): the delivery becomes "reply elsewhere" with this
+    reason, and an officer replies by another way and records it."""
+
+
 class NeedsReauthorization(ConnectorError):
     """The token expired or was revoked: sends to this account stop until it is renewed."""
 
@@ -162,8 +168,15 @@ class Connector:
     # The directory channels (codes in channels.yaml) whose accounts this connector serves;
     # empty means the one channel whose code is the platform name. Meta serves two.
     channels: ClassVar[tuple[str, ...]] = ()
+    # Where the platform allows it, an answer longer than the limit goes out as a numbered
+    # thread of at most this many posts ("(1/3) …", each in reply to the one before);
+    # 1 means one post, cut to the limit with the public case link.
+    max_thread_parts: ClassVar[int] = 1
     # The status a webhook delivery with a missing or wrong signature is refused with.
     rejected_status: ClassVar[int] = 401
+    # How often a polled account is fetched while all is well (the platform's rate limit
+    # or daily quota may ask for less often than every minute: YouTube's does).
+    poll_interval: ClassVar[timedelta] = timedelta(minutes=1)
 
     def channel_codes(self) -> tuple[str, ...]:
         return self.channels or (self.platform,)
@@ -185,7 +198,11 @@ class Connector:
         raise NotImplementedError(f"{self.platform} is not polled")
 
     def send_reply(self, account: AccountConfig, reply: OutgoingReply) -> SentReply:
-        """Post the reply in the citizen's thread, from `account` (the reply account)."""
+        """Post the reply in the citizen's thread, from `account` (the reply account).
+
+        With `reply.thread_parts`, post each part in reply to the one before (the first in
+        reply to the citizen) and return the first part's id. Raise OutsideReplyWindow when
+        the platform takes no reply to this message now."""
         raise PermanentError(f"{self.platform} cannot send replies")
 
     def find_sent(self, account: AccountConfig, reply: OutgoingReply) -> SentReply | None:
