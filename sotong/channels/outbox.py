@@ -17,8 +17,9 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -204,13 +205,15 @@ def answered_message(case: Case) -> Message | None:
     return link.message if link else None
 
 
-def reply_text(body: str, link: str, connector: Connector | None) -> tuple[str, list[str]]:
+def reply_text(
+    body: str, link: str, connector: Connector | None, raw: Mapping[str, Any] | None = None
+) -> tuple[str, list[str]]:
     """What is posted on the connector's platform: the text cut to its limit by its own
     counting rule with the public case link, and, where the platform allows a numbered
     thread and the answer needs one, its parts. No connector: the full text."""
     if connector is None:
         return fit_reply(body, link, limit=0, length=len), []
-    limit, length = connector.max_reply_length, connector.length
+    limit, length = connector.reply_limit(raw or {}), connector.length
     parts = split_thread(
         body, link, limit=limit, length=length, max_parts=connector.max_thread_parts
     )
@@ -245,7 +248,10 @@ def deliver_answer(answer_id: int) -> ReplyDelivery | None:
     connector = sending_connector(message.channel.code) if account else None
     can_send = connector is not None and account is not None and account.active
     text, parts = reply_text(
-        answer.public_text, public_case_link(answer.case), connector if can_send else None
+        answer.public_text,
+        public_case_link(answer.case),
+        connector if can_send else None,
+        message.raw_payload if isinstance(message.raw_payload, dict) else {},
     )
     with transaction.atomic():
         delivery, created = ReplyDelivery.objects.get_or_create(
@@ -285,6 +291,8 @@ def _outgoing(delivery: ReplyDelivery) -> OutgoingReply:
         thread_parts=tuple(delivery.parts or ()),
         author=delivery.message.author_handle,
         extra=extra,
+        raw=raw if isinstance(raw, dict) else {},
+        sent_at=delivery.message.sent_at,
     )
 
 

@@ -98,6 +98,10 @@ class OutgoingReply:
     thread_parts: Sequence[str] = ()  # a numbered thread, where the platform allows it
     author: str = ""  # the citizen's handle or address, for channels that need it
     extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. subject, references
+    # The citizen's message as the platform sent it (its raw payload) and when they wrote
+    # it: for reply windows (Meta's 24 hours) and for the kind of reply (comment or DM).
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    sent_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +214,11 @@ class Connector:
         there, or the platform cannot tell; the outbox then decides by the platform's
         idempotency support)."""
         return None
+
+    def reply_limit(self, raw: Mapping[str, Any]) -> int:
+        """The limit for a reply to this message (by its raw payload): some platforms
+        allow longer comments than direct messages. 0: no limit."""
+        return self.max_reply_length
 
     def length(self, text: str) -> int:
         """The text's length as the platform counts it (characters by default)."""
