@@ -155,6 +155,9 @@ MEDIA_ROOT = VAR_DIR / "media"
 # Bodies larger than this are refused before they are parsed (413 on the API).
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("SOTONG_MAX_BODY_BYTES", 256 * 1024))
 SOTONG_MAX_TEXT_CHARS = int(os.environ.get("SOTONG_MAX_TEXT_CHARS", 20_000))
+# Call-center imports (sotong/inbox/imports.py): largest file and most rows per file.
+SOTONG_IMPORT_MAX_BYTES = int(os.environ.get("SOTONG_IMPORT_MAX_BYTES", 20 * 1024 * 1024))
+SOTONG_IMPORT_MAX_ROWS = int(os.environ.get("SOTONG_IMPORT_MAX_ROWS", 50_000))
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SOTONG_SECURE_COOKIES", False)
@@ -184,8 +187,19 @@ SOTONG_REMIND_AT_FRACTION = float(os.environ.get("SOTONG_REMIND_AT_FRACTION", 0.
 # The channel connectors this installation offers (see sotong/channels/connectors/).
 SOTONG_CONNECTORS: list[str] = [
     "sotong.channels.connectors.meta.MetaConnector",
+    "sotong.channels.connectors.threads.ThreadsConnector",
     "sotong.channels.connectors.email.EmailConnector",
+    "sotong.channels.connectors.youtube.YouTubeConnector",
+    "sotong.channels.connectors.sms.SmsConnector",
+    "sotong.channels.connectors.x.XConnector",
+    "sotong.channels.connectors.kakao.KakaoConnector",
+    "sotong.channels.connectors.mastodon.MastodonConnector",
+    "sotong.channels.connectors.bluesky.BlueskyConnector",
 ]
+# The local outbox: replies are recorded as sent ("local:<key>") and posted to no platform.
+# `sotong serve` turns it on while the demo runs (SOTONG_DEMO, the default of `make run`),
+# so a trial installation never answers anyone; set SOTONG_LOCAL_OUTBOX=0 to go live.
+SOTONG_LOCAL_OUTBOX = env_bool("SOTONG_LOCAL_OUTBOX", False)
 # Fernet key(s) for the accounts' credentials, comma-separated, the first encrypts (the
 # others still decrypt, for rotation). Unset: derived from SECRET_KEY (sotong/channels/
 # credentials.py), so changing SECRET_KEY then makes stored credentials unreadable.

@@ -9,6 +9,8 @@ from sotong.cases import api as case_api
 from sotong.channels import hooks
 from sotong.inbox import api as inbox_api
 from sotong.portal import views as portal
+from sotong.workbench import connectors as work_connectors
+from sotong.workbench import intake
 from sotong.workbench import views as work
 
 portal_patterns = [
@@ -26,6 +28,19 @@ work_patterns = [
     path("cases/<int:pk>/", work.case_detail, name="case"),
     path("cases/<int:pk>/check-answer/", work.check_answer, name="check_answer"),
     path("cases/<int:pk>/<str:action>/", work.case_action, name="case_action"),
+    path("connectors/", work_connectors.status, name="connectors"),
+    path("connectors/<int:pk>/switch/", work_connectors.switch, name="connector_switch"),
+    path("connectors/<int:pk>/resume/", work_connectors.resume, name="connector_resume"),
+    path(
+        "connectors/<int:pk>/settings/", work_connectors.account_settings, name="account_settings"
+    ),
+    path("outbox/", work_connectors.outbox, name="outbox"),
+    path("intake/imports/", intake.import_list, name="imports"),
+    path("intake/imports/<int:pk>/", intake.import_batch, name="import_batch"),
+    path("intake/imports/<int:pk>/start/", intake.import_start, name="import_start"),
+    path("intake/imports/<int:pk>/progress/", intake.import_progress, name="import_progress"),
+    path("intake/imports/<int:pk>/rejected.csv", intake.import_rejected, name="import_rejected"),
+    path("intake/manual/", intake.manual_entry, name="manual_entry"),
 ]
 
 api_patterns = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 
 from sotong.cases import services
@@ -26,7 +27,12 @@ def answer_one_demo_case() -> Case | None:
         Case.objects.filter(
             status__in=[CaseStatus.UNIT, CaseStatus.OFFICER],
             unit__isnull=False,
-            case_messages__message__external_id__startswith="demo-",
+        )
+        .filter(
+            # Demo messages: ingested with a demo- id, or delivered through a webhook by a
+            # demo author (sotong/inbox/data/demo_messages.yaml: every author is *_demo_*).
+            Q(case_messages__message__external_id__startswith="demo-")
+            | Q(case_messages__message__author_handle__contains="_demo_")
         )
         .select_related("unit", "category")
         .order_by("opened_at")

@@ -100,6 +100,8 @@ class CaseMessage(models.Model):
     class Role(models.TextChoices):
         OPENED = "opened", _("opened the case")
         JOINED = "joined", _("joined the case")
+        # The citizen's follow-up in the same platform thread (sotong/channels/threads.py).
+        REPLY = "reply", _("follow-up in the thread")
 
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="case_messages")
     message = models.OneToOneField(Message, on_delete=models.PROTECT, related_name="case_link")
@@ -199,6 +201,7 @@ class Notification(models.Model):
         REMINDER = "reminder", _("deadline approaching")
         ESCALATION = "escalation", _("deadline passed")
         APPROVAL = "approval", _("approval requested")
+        REPLY = "reply", _("the citizen replied after the answer")
 
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"

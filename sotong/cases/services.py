@@ -19,7 +19,7 @@ from django.utils import timezone
 from sotong.cases.guideline import GuidelineReport, check_answer
 from sotong.cases.models import Answer, AuditEvent, Case, CaseMessage, Notification
 from sotong.cases.permissions import check_assignable, check_permission
-from sotong.cases.workflow import Action, CaseStatus, next_status
+from sotong.cases.workflow import ANSWERED_STATES, Action, CaseStatus, next_status
 from sotong.directory.models import CaseType, Category, Officer, Unit
 from sotong.errors import GuidelineIncomplete, InvalidInput
 from sotong.inbox.models import Message
@@ -32,6 +32,8 @@ SYSTEM = "system"
 # rather than a signal: the follow-up of a state change is queued by its service, in its
 # transaction, and cases need not know about connectors.
 DELIVER_ANSWER_JOB = "sotong.channels.outbox.deliver_answer"
+NOTIFY_EMAIL_JOB = "sotong.cases.jobs.email_notifications"
+RECEIPTS_JOB = "sotong.channels.receipts.deliver_receipts"
 
 
 def actor_label(actor: Officer | None, fallback: str = SYSTEM) -> str:
@@ -208,6 +210,9 @@ def open_cases(
             for c in cases
         ]
     )
+    if cases:
+        # The channel's receipt (접수 안내) for accounts that send one; after commit.
+        enqueue(RECEIPTS_JOB, [c.pk for c in cases])
     urgent = [c for c in cases if c.urgent and c.unit_id]
     if urgent:
         # Staff read once per batch, not once per urgent case.
@@ -256,6 +261,44 @@ def join_cases(joins: Sequence[tuple[Message, Case]]) -> None:
             for message, case in joins
         ]
     )
+
+
+def continue_threads(follow_ups: Sequence[tuple[Message, Case]]) -> None:
+    """Link each citizen's follow-up to the case of its thread (role `reply`). A follow-up
+    to an answered case leaves its state alone but is shown to the owning officer (or the
+    unit's staff, or the center's): they decide whether it reopens the case. Call inside a
+    transaction."""
+    if not follow_ups:
+        return
+    CaseMessage.objects.bulk_create(
+        [
+            CaseMessage(case=case, message=message, role=CaseMessage.Role.REPLY)
+            for message, case in follow_ups
+        ],
+        ignore_conflicts=True,
+    )
+    now = timezone.now()
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                case_id=case.pk,
+                action=Action.JOIN,
+                actor=None,
+                actor_label="triage",
+                at=now,
+                before={},
+                after={"message": message.pk},
+                note="follow-up in the thread",
+            )
+            for message, case in follow_ups
+        ]
+    )
+    answered = {case.pk: case for _, case in follow_ups if case.status in ANSWERED_STATES}
+    for case in answered.values():
+        recipients = [case.officer] if case.officer else unit_staff(case.unit_id) or center_staff()
+        _notify(recipients, case, Notification.Kind.REPLY)
+    if answered:
+        enqueue(NOTIFY_EMAIL_JOB, list(answered), Notification.Kind.REPLY)
 
 
 @transaction.atomic

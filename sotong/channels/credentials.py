@@ -68,7 +68,13 @@ def connector_of(account: Account) -> Connector | None:
 def setting_fields(account: Account) -> dict[str, SettingField]:
     """The settings the account's connector asks for, by name (none without a connector)."""
     connector = connector_of(account)
-    return {f.name: f for f in connector.settings_fields} if connector else {}
+    if connector is None:
+        return {}
+    # Settings every account has whatever its platform (receipts); imported here because
+    # receipts → outbox → this module.
+    from sotong.channels.receipts import ACCOUNT_SETTINGS
+
+    return {f.name: f for f in (*connector.settings_fields, *ACCOUNT_SETTINGS)}
 
 
 def set_account_setting(account: Account, name: str, value: str) -> AccountSetting:

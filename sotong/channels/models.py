@@ -86,7 +86,11 @@ class WebhookDelivery(models.Model):
                 fields=["account", "body_sha256"], name="webhook_delivery_once_per_body"
             )
         ]
-        indexes = [models.Index(fields=["state", "received_at"])]
+        indexes = [
+            models.Index(fields=["state", "received_at"]),
+            # The connector status page: each account's latest delivery.
+            models.Index(fields=["account", "received_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.platform} #{self.pk}"

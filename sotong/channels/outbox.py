@@ -63,6 +63,10 @@ CATCH_UP = timedelta(days=7)
 SWEEP_BATCH = 100
 ELLIPSIS = "…"
 NEEDS_REAUTHORIZATION = "needs re-authorization"
+RATE_LIMITED = "rate limited"
+ACCOUNT_OFF = "the reply account is switched off"
+# The platform id of a reply the local outbox kept (SOTONG_LOCAL_OUTBOX): sent nowhere.
+LOCAL_PREFIX = "local:"
 
 
 # --- What is posted ---------------------------------------------------------------------
@@ -363,7 +367,19 @@ def send_delivery(delivery_id: int) -> str:
     if connector is None or delivery.account is None:
         _finish(delivery, state=ReplyState.MANUAL, last_error="", next_attempt_at=None)
         return ReplyState.MANUAL
+    if not delivery.account.active:
+        # Switched off on the connector status page: nothing goes out from it.
+        _finish(
+            delivery,
+            state=ReplyState.MANUAL,
+            last_error=f"{ACCOUNT_OFF}: {delivery.account}",
+            next_attempt_at=None,
+        )
+        return ReplyState.MANUAL
     reply = _outgoing(delivery)
+    if settings.SOTONG_LOCAL_OUTBOX:
+        # The demo and trial installations: the reply is what would be posted, kept here.
+        return _sent(delivery, SentReply(platform_id=f"{LOCAL_PREFIX}{delivery.idempotency_key}"))
     try:
         config = account_config(delivery.account)
         if recovering:
@@ -379,7 +395,7 @@ def send_delivery(delivery_id: int) -> str:
             delivery,
             state=ReplyState.PENDING,
             next_attempt_at=exc.retry_at,
-            last_error=_error_text(exc),
+            last_error=f"{RATE_LIMITED}: {_error_text(exc)}",
         )
         return ReplyState.PENDING
     except OutsideReplyWindow as exc:

@@ -5,6 +5,11 @@ The view only verifies and stores, so the platform gets its 200 at once; the job
 idempotent (it keys on the delivery and skips one already done), and a delivery that
 cannot be used is kept, marked ignored or failed with the reason, never lost. Deletions
 are recorded by `record_withdrawals`, for webhooks and polls alike.
+
+A platform that waits for the answer (Kakao's skill) gets `answer_inline`: the delivery is
+stored the same way, then ingested and triaged at once within the connector's time budget,
+and answered with the receipt; past the budget it is answered anyway and the stored
+delivery's job finishes the work.
 """
 
 from __future__ import annotations
@@ -12,21 +17,34 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import threading
+import time
+import weakref
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import wait as wait_futures
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
-from sotong.channels.connectors.base import ConnectorError, WebhookRequest
+from sotong.channels import receipts
+from sotong.channels.connectors.base import (
+    AccountConfig,
+    ConnectorError,
+    HandshakeResponse,
+    WebhookRequest,
+)
 from sotong.channels.connectors.base import Withdrawal as ParsedWithdrawal
 from sotong.channels.connectors.registry import connector_for
 from sotong.channels.credentials import account_config
 from sotong.channels.models import DeliveryState, WebhookDelivery, Withdrawal
 from sotong.directory.models import Account, Channel
 from sotong.errors import SotongError
-from sotong.inbox.models import Message
+from sotong.inbox.models import Message, TriageState
 from sotong.inbox.services import ingest_batch
 from sotong.jobs.queue import enqueue
+from sotong.triage.services import triage_messages
 
 log = logging.getLogger(__name__)
 
@@ -161,3 +179,107 @@ def process_delivery(delivery_id: int) -> str:
                 f"no message in it ({parsed.ignored} event(s) of a type not taken)",
             )
         return delivery.state
+
+
+# --- Answering inline (Kakao's skill) ---------------------------------------------------------
+
+# The inline work runs on these threads so that the request can answer when the budget is
+# spent while the work goes on (a thread cannot be stopped; what it does is idempotent, and
+# the stored delivery's job would do the same).
+INLINE_WORKERS = 8
+_inline_pool = ThreadPoolExecutor(max_workers=INLINE_WORKERS, thread_name_prefix="sotong-inline")
+_inline_running: weakref.WeakSet[Future[str | None]] = weakref.WeakSet()
+
+
+class _Answering:
+    """Whether the request still waits for the inline work's answer; the lock makes
+    "record the receipt" and "answer without it" exclude each other."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.given_up = False
+        self.text: str | None = None
+
+
+def _ingest_and_answer(delivery_id: int, answering: _Answering) -> str | None:
+    """On an inline thread: ingest the delivery, triage its message, and say what the
+    platform shows the citizen (the receipt, or why there is none yet); the receipt is
+    recorded only if the request still waits for it. None: the request gave up."""
+    try:
+        answer = _inline_answer(delivery_id)
+        with answering.lock:
+            if answering.given_up:
+                return None
+            if isinstance(answer, receipts.InlineAnswer):
+                receipts.record_inline_receipt(answer)
+                answering.text = answer.text
+            else:
+                answering.text = answer
+            return answering.text
+    finally:
+        connections.close_all()  # this thread's connections only
+
+
+def _inline_answer(delivery_id: int) -> receipts.InlineAnswer | str:
+    process_delivery(delivery_id)
+    delivery = WebhookDelivery.objects.select_related("account__channel").get(pk=delivery_id)
+    connector = connector_for(delivery.platform)
+    request = WebhookRequest("POST", {}, delivery.headers, delivery.raw_body)
+    try:
+        parsed = connector.parse(account_config(delivery.account), request)
+    except (SotongError, ConnectorError):
+        return receipts.UNREADABLE_TEXT
+    external_ids = [m.external_id for m in parsed.messages]
+    if not external_ids:
+        return receipts.UNREADABLE_TEXT
+    messages = list(
+        Message.objects.select_related("channel", "account").filter(
+            channel=delivery.account.channel, external_id__in=external_ids
+        )
+    )
+    if not messages:  # not ingested (the channel is switched off): the job retries
+        return receipts.pending_text(receipts.receipts_on(delivery.account))
+    waiting = [m.pk for m in messages if m.triage_state == TriageState.PENDING]
+    if waiting:
+        triage_messages(waiting)
+    return receipts.inline_answer(messages[0])
+
+
+def answer_inline(
+    account: Account, platform: str, config: AccountConfig, request: WebhookRequest
+) -> HandshakeResponse:
+    """Store a verified delivery, ingest it at once and answer with the receipt, within the
+    connector's `inline_budget` seconds; past it, or on any failure, answer that the
+    message is received (it is stored: its job finishes the work)."""
+    started = time.monotonic()
+    connector = connector_for(platform)
+    if not isinstance(connector, receipts.AnswersInline):
+        raise TypeError(f"{platform} does not answer inline")
+    fallback = receipts.pending_text(receipts.receipts_on(account))
+    delivery, _ = receive_delivery(account, platform, request)
+    answering = _Answering()
+    future = _inline_pool.submit(_ingest_and_answer, delivery.pk, answering)
+    _inline_running.add(future)
+    text: str | None
+    try:
+        text = future.result(timeout=max(connector.inline_budget - (time.monotonic() - started), 0))
+    except FutureTimeout:
+        with answering.lock:
+            text = answering.text  # finished just now
+            answering.given_up = text is None
+        if text is None:
+            log.warning(
+                "webhook delivery %s not ingested within %.1f s; answered without its receipt",
+                delivery.pk,
+                connector.inline_budget,
+            )
+    except Exception:
+        log.exception("answering webhook delivery %s inline failed", delivery.pk)
+        text = None
+    return connector.inline_answer(config, text or fallback)
+
+
+def wait_for_inline_work(timeout: float | None = None) -> None:
+    """Wait for the inline work still running (answered already): for a clean shutdown
+    and for tests."""
+    wait_futures(list(_inline_running), timeout=timeout)

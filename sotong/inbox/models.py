@@ -1,9 +1,11 @@
-"""Normalized citizen messages (whatever channel they came from) and connector tokens."""
+"""Normalized citizen messages (whatever channel they came from), connector tokens, and the
+call-center import batches that officers upload."""
 
 from __future__ import annotations
 
 import hashlib
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -98,3 +100,75 @@ class ConnectorToken(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ImportBatch(models.Model):
+    """One uploaded call-center (120) file and what its import did: the file waits here for
+    the column mapping, then a job checks every row and stores the valid ones at once.
+
+    The uploaded bytes are kept while the import waits or runs (an interrupted run starts
+    again from them) and emptied when it ends; the messages keep each row in their raw
+    payload.
+    """
+
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", _("waiting for the column mapping")
+        QUEUED = "queued", _("waiting to start")
+        VALIDATING = "validating", _("checking rows")
+        SAVING = "saving", _("saving messages")
+        DONE = "done", _("imported")
+        FAILED = "failed", _("failed, nothing imported")
+
+    class Kind(models.TextChoices):
+        CSV = "csv", "CSV"
+        XLSX = "xlsx", "Excel (.xlsx)"
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("uploaded by"),
+    )
+    created_at = models.DateTimeField(_("uploaded at"), auto_now_add=True)
+    filename = models.CharField(_("file name"), max_length=255)
+    kind = models.CharField(_("file type"), max_length=8, choices=Kind.choices)
+    encoding = models.CharField(_("text encoding"), max_length=32, blank=True)
+    content = models.BinaryField(_("file"), editable=False, default=b"")
+    headers = models.JSONField(_("column names"), default=list)
+    mapping = models.JSONField(_("column mapping"), default=dict, blank=True)
+    account = models.ForeignKey(
+        Account,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("account"),
+    )
+    strict = models.BooleanField(_("import nothing if any row is rejected"), default=False)
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.UPLOADED
+    )
+    total_rows = models.PositiveIntegerField(_("rows"), default=0)
+    processed_rows = models.PositiveIntegerField(_("rows checked"), default=0)
+    created_count = models.PositiveIntegerField(_("new messages"), default=0)
+    already_count = models.PositiveIntegerField(_("already imported"), default=0)
+    rejected_count = models.PositiveIntegerField(_("rejected rows"), default=0)
+    # [{"row": 7, "record_id": "…", "code": "missing_text", "detail": ""}, …]
+    rejected_rows = models.JSONField(_("rejected rows"), default=list, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("call-center import")
+        verbose_name_plural = _("call-center imports")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.get_status_display()})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in {self.Status.DONE, self.Status.FAILED}

@@ -41,6 +41,7 @@ class _Lookup:
     def __init__(self) -> None:
         self.channels = {c.code: c for c in Channel.objects.all()}
         self.accounts: dict[tuple[int, str], Account] = {}
+        self.own: dict[int, set[str]] = {}
 
     def channel(self, code: str, allowed: Channel | None) -> Channel:
         channel = self.channels.get(code)
@@ -64,6 +65,19 @@ class _Lookup:
                 )
             self.accounts[key] = found
         return self.accounts[key]
+
+    def is_city_account(self, channel: Channel, author: str) -> bool:
+        """Whether `author` is one of the city's own accounts on the channel: the city's
+        replies come back in mentions and webhooks, and are not citizens' messages."""
+        if channel.pk not in self.own:
+            handles = Account.objects.filter(channel=channel).values_list("handle", flat=True)
+            self.own[channel.pk] = {_handle_key(h) for h in handles}
+        return bool(author) and _handle_key(author) in self.own[channel.pk]
+
+
+def _handle_key(handle: str) -> str:
+    """A handle compared without its leading @ and case (@Seoul_SMC = seoul_smc)."""
+    return handle.strip().lstrip("@").casefold()
 
 
 def _build(item: NormalizedMessage, lookup: _Lookup, allowed: Channel | None) -> Message:
@@ -134,11 +148,13 @@ def ingest_batch(
     items: Sequence[NormalizedMessage], *, allowed_channel: Channel | None = None
 ) -> list[Message]:
     """Store many messages at once; returns those that were new. Duplicates, within the
-    batch or already stored, are skipped."""
+    batch or already stored, and the city's own posts are skipped."""
     lookup = _Lookup()
     built: dict[tuple[int, str], Message] = {}
     for item in items:
         message = _build(item, lookup, allowed_channel)
+        if lookup.is_city_account(message.channel, message.author_handle):
+            continue  # the city's own post (a reply the outbox sent), not a citizen's
         built.setdefault((message.channel_id, message.external_id), message)
     by_channel: dict[int, list[str]] = {}
     for channel_id, external_id in built:

@@ -13,6 +13,10 @@ PERIODIC = {
     "sotong.channels.polling.poll_due": 1,
     # Published answers' replies: send those due, recover sends a crash left half done.
     "sotong.channels.outbox.sweep_outbox": 1,
+    # Receipts whose job was lost (accounts with receipts on).
+    "sotong.channels.receipts.sweep_receipts": 1,
+    # Call-center imports whose job was lost.
+    "sotong.inbox.imports.resume_imports": 5,
     # Learn from the day's answers and corrections; promoted only if not worse.
     "sotong.triage.training.nightly_retrain": 24 * 60,
 }

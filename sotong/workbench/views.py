@@ -26,6 +26,7 @@ from sotong.directory.models import Category, Officer, Unit
 from sotong.errors import InvalidInput, PermissionDenied
 from sotong.triage import selectors as triage_selectors
 from sotong.triage.services import review_decision
+from sotong.workbench.connectors import answer_preview
 
 
 def _officer(request: HttpRequest) -> Officer:
@@ -117,6 +118,7 @@ def case_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "deliveries": case_deliveries(case),
             "draft": draft,
             "report": check_case_answer(case, draft.text) if draft else None,
+            "preview": answer_preview(case, draft.text) if draft else None,
             "actions": actions,
             "units": Unit.objects.filter(active=True),
             "categories": Category.objects.filter(active=True),
@@ -150,4 +152,8 @@ def check_answer(request: HttpRequest, pk: int) -> HttpResponse:
     case = selectors.get_case_for(_officer(request), pk)
     text = request.POST.get("text", "")
     report = check_case_answer(case, text) if text.strip() else None
-    return render(request, "workbench/_guideline.html", {"report": report})
+    return render(
+        request,
+        "workbench/_guideline.html",
+        {"report": report, "preview": answer_preview(case, text)},
+    )

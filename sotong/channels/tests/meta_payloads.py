@@ -16,7 +16,9 @@ from sotong.directory.models import Account
 
 APP_SECRET = "test-app-secret-3f9a"
 VERIFY_TOKEN = "test-verify-token-71c2"
+PAGE_ACCESS_TOKEN = "test-page-token-EAAG9b"
 PAGE_ID = "104512345678901"
+GRAPH = "https://graph.facebook.com/v25.0"
 FACEBOOK_URL = "/hooks/meta/seoulcity/"
 INSTAGRAM_URL = "/hooks/meta/@seoul_official/"
 
@@ -34,7 +36,7 @@ def encode(payload: Any) -> bytes:
 
 
 def post(client: Client, url: str, body: bytes, signature: str | None = "sign") -> Any:
-    headers = {}
+    headers: dict[str, Any] = {}
     if signature == "sign":
         headers["HTTP_X_HUB_SIGNATURE_256"] = sign(body)
     elif signature is not None:
@@ -46,6 +48,7 @@ def configure(account: Account) -> Account:
     set_account_setting(account, "app_secret", APP_SECRET)
     set_account_setting(account, "verify_token", VERIFY_TOKEN)
     set_account_setting(account, "page_id", PAGE_ID)
+    set_account_setting(account, "page_access_token", PAGE_ACCESS_TOKEN)
     return account
 
 
@@ -98,6 +101,7 @@ def messenger_message(
     mid: str = "m_AbCdEf0123456789",
     text: str = "시청 앞 버스정류장 안내판이 고장났어요",
     is_echo: bool = False,
+    timestamp: int = 1795582859000,
 ) -> dict[str, Any]:
     message: dict[str, Any] = {"mid": mid, "text": text}
     if is_echo:
@@ -113,7 +117,7 @@ def messenger_message(
                     {
                         "sender": {"id": "7012345678901234"},
                         "recipient": {"id": PAGE_ID},
-                        "timestamp": 1795582859000,
+                        "timestamp": timestamp,
                         "message": message,
                     }
                 ],
@@ -174,7 +178,9 @@ def instagram_mention() -> dict:
 # Same examples page, messaging payload: entry[].messaging[] with sender.id (IGSID),
 # recipient.id, timestamp (ms), message.mid, message.text; message.is_deleted on unsend.
 def instagram_dm(
-    mid: str = "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDA1", deleted: bool = False
+    mid: str = "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDA1",
+    deleted: bool = False,
+    timestamp: int = 1795582999000,
 ):
     message: dict[str, Any] = {"mid": mid}
     if deleted:
@@ -191,10 +197,43 @@ def instagram_dm(
                     {
                         "sender": {"id": "987654321098765"},
                         "recipient": {"id": "17841405309211844"},
-                        "timestamp": 1795582999000,
+                        "timestamp": timestamp,
                         "message": message,
                     }
                 ],
             }
         ],
     }
+
+
+# Graph API error objects ("Handling Errors", developers.facebook.com/docs/graph-api/guides/
+# error-handling): {"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}.
+def graph_error(code: int, subcode: int | None = None, message: str = "error") -> dict:
+    error: dict[str, Any] = {
+        "message": message,
+        "type": "OAuthException",
+        "code": code,
+        "fbtrace_id": "AbCdEfGhIjK",
+    }
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    return {"error": error}
+
+
+# Rate Limits (developers.facebook.com/docs/graph-api/overview/rate-limiting): the
+# X-Business-Use-Case-Usage header maps a business object id to its usage, with
+# estimated_time_to_regain_access in minutes.
+def business_usage(minutes: int, object_id: str = PAGE_ID) -> str:
+    return json.dumps(
+        {
+            object_id: [
+                {
+                    "type": "pages",
+                    "call_count": 100,
+                    "total_cputime": 12,
+                    "total_time": 20,
+                    "estimated_time_to_regain_access": minutes,
+                }
+            ]
+        }
+    )

@@ -23,8 +23,10 @@ from sotong.channels import outbox
 from sotong.channels.connectors.base import (
     AccountConfig,
     Connector,
+    FetchResult,
     NeedsReauthorization,
     OutgoingReply,
+    ParsedDelivery,
     PermanentError,
     RateLimited,
     SentReply,
@@ -81,10 +83,20 @@ class RecordingConnector(Connector):
         return weighted(text)
 
 
+class ReceiveOnlyConnector(Connector):
+    """A platform whose connector receives but cannot post replies."""
+
+    platform = "bluesky"
+    channels = ("bluesky",)
+
+    def fetch(self, account: AccountConfig, cursor: str) -> FetchResult:
+        return FetchResult(ParsedDelivery(), cursor)
+
+
 @pytest.fixture
 def platform(settings, people):
     settings.SOTONG_CONNECTORS = [
-        "sotong.channels.connectors.meta.MetaConnector",
+        "sotong.channels.tests.test_outbox.ReceiveOnlyConnector",
         "sotong.channels.tests.test_outbox.RecordingConnector",
     ]
     connectors.cache_clear()
@@ -422,7 +434,7 @@ def test_a_send_in_progress_is_not_taken_for_a_crash(people, platform):
 
 @pytest.mark.parametrize(
     ("channel", "account"),
-    [("web", ""), ("facebook", "seoulcity")],  # no connector; a connector that cannot send
+    [("web", ""), ("bluesky", "@seoul.example")],  # no connector; one that cannot send
 )
 def test_a_channel_without_a_sending_connector_gets_a_manual_delivery(
     people, platform, channel, account

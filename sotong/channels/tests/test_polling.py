@@ -372,8 +372,11 @@ _serial = itertools.count(1)
 
 
 @pytest.fixture
-def desk(directory, fresh_registry, mail_server) -> tuple[Account, str]:
-    """The city's e-mail account, set up through the credentials model on a fresh folder."""
+def desk(settings, directory, fresh_registry, mail_server) -> tuple[Account, str]:
+    """The city's e-mail account, set up through the credentials model on a fresh folder;
+    e-mail the only polled platform."""
+    settings.SOTONG_CONNECTORS = ["sotong.channels.connectors.email.EmailConnector"]
+    connectors.cache_clear()
     folder = f"Polled{next(_serial)}"
     mail_server.create_folder(DESK, folder)
     account = Account.objects.get(channel__code="email", handle=DESK)

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand
 from django.utils import translation
 
+from sotong.channels.demo import configure_demo_accounts
 from sotong.directory.demo import create_demo_people
 
 
@@ -13,3 +14,7 @@ class Command(BaseCommand):
         self.stdout.write("Demo sign-ins (demo data; passwords are new on every start):")
         for username, password, role in people:
             self.stdout.write(f"  {username:20} {password:16} {role}")
+        written = configure_demo_accounts()
+        self.stdout.write(
+            f"Demo webhook secrets set on the demo accounts ({written} settings; see README)."
+        )

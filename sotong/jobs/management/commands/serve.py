@@ -42,13 +42,25 @@ class Command(BaseCommand):
             ],
             "worker": [sys.executable, "-m", "sotong.cli", "worker"],
         }
+        env = dict(os.environ)
         if os.environ.get("SOTONG_DEMO", "1") != "0":
-            commands["demo"] = [sys.executable, "-m", "sotong.cli", "feed-demo", "--loop"]
-        processes = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
+            # Demo messages are posted to the webhooks as the platforms would post them,
+            # and no answer leaves this machine (unless SOTONG_LOCAL_OUTBOX=0 says so).
+            commands["demo"] = [
+                *(sys.executable, "-m", "sotong.cli", "feed-demo", "--loop"),
+                *("--post-to", f"http://{bind}"),
+            ]
+            env.setdefault("SOTONG_LOCAL_OUTBOX", "1")
+        processes = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
         self.stdout.write(
             f"Sotong is running at http://{bind}/ ({', '.join(processes)}); Ctrl-C stops it."
         )
         self.stdout.write(f"Database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}")
+        if env.get("SOTONG_LOCAL_OUTBOX", "0") not in {"", "0", "false", "no", "off"}:
+            self.stdout.write(
+                "Local outbox: answers are recorded, not sent to any platform "
+                "(/work/outbox/; SOTONG_LOCAL_OUTBOX=0 to send)."
+            )
         stopping = False
 
         def stop(*_):
