@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/triage.py
 	$(BIN)/python bench/default_model.py
+	$(BIN)/python bench/channels.py
 
 lock:
 	$(BIN)/pip-compile --quiet --extra dev --generate-hashes --strip-extras --allow-unsafe -o requirements.lock pyproject.toml

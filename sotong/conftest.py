@@ -23,6 +23,16 @@ def fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def fresh_hook_targets():
+    # Each test's database starts anew: no webhook target cached from another test.
+    from sotong.channels.selectors import forget_hook_targets
+
+    forget_hook_targets()
+    yield
+    forget_hook_targets()
+
+
 @pytest.fixture
 def directory(db):
     forget_rules()

@@ -297,6 +297,7 @@ def switch_account(account: Account, *, on: bool, actor: Officer) -> None:
     Other accounts are untouched."""
     _check_center(actor)
     Account.objects.filter(pk=account.pk).update(active=on)
+    selectors.forget_hook_targets()  # update() sends no signal
     account.active = on
     connector = connector_for_channel(account.channel.code)
     if connector is not None and is_polled(connector):

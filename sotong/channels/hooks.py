@@ -16,9 +16,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from sotong.channels.connectors.base import SignatureInvalid, WebhookRequest
 from sotong.channels.connectors.registry import connector_for
-from sotong.channels.credentials import account_config
 from sotong.channels.receipts import AnswersInline
-from sotong.channels.selectors import hook_account
+from sotong.channels.selectors import hook_target
 from sotong.channels.services import answer_inline, receive_delivery
 from sotong.inbox.api import read_body
 
@@ -28,11 +27,10 @@ log = logging.getLogger(__name__)
 @csrf_exempt
 def receive(request: HttpRequest, platform: str, handle: str) -> HttpResponse:
     connector = connector_for(platform)
-    account = hook_account(connector, handle)
+    account, config = hook_target(connector, handle)
     if request.method not in {"GET", "POST"}:
         return HttpResponse(status=405, headers={"Allow": "GET, POST"})
     body = read_body(request) if request.method == "POST" else b""
-    config = account_config(account)
     hook_request = WebhookRequest(
         method=request.method,
         query=request.GET.dict(),

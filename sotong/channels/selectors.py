@@ -3,6 +3,7 @@ and what the center's connector pages count (accounts' settings, deliveries, the
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -11,7 +12,8 @@ from datetime import datetime
 from django.db.models import BooleanField, Count, ExpressionWrapper, Max, Min, Q, QuerySet
 
 from sotong.cases.models import Case
-from sotong.channels.connectors.base import Connector
+from sotong.channels.connectors.base import AccountConfig, Connector
+from sotong.channels.credentials import account_config
 from sotong.channels.models import (
     AccountSetting,
     DeliveryState,
@@ -26,6 +28,34 @@ from sotong.errors import NotFound
 # How a last_error begins when the platform's rate limit holds it: the poller writes the
 # exception's name ("RateLimited: …"), the outbox its RATE_LIMITED prefix.
 POLL_RATE_LIMITED = "RateLimited"
+
+
+# Webhook targets (the account and its decrypted settings) are kept this long per process:
+# reading and decrypting them was half the cost of accepting a delivery. A change made in
+# this process clears them at once (signals in apps.py); other processes see it within
+# this time.
+HOOK_TARGET_SECONDS = 10.0
+_hook_targets: dict[tuple[str, str], tuple[float, Account, AccountConfig]] = {}
+
+
+def hook_target(connector: Connector, handle: str) -> tuple[Account, AccountConfig]:
+    """The account a webhook is for (see `hook_account`) and its settings, decrypted."""
+    key = (connector.platform, handle)
+    now = time.monotonic()
+    cached = _hook_targets.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1], cached[2]
+    account = hook_account(connector, handle)
+    config = account_config(account)
+    if len(_hook_targets) > 10_000:  # handles come from URLs: bound what they can fill
+        _hook_targets.clear()
+    _hook_targets[key] = (now + HOOK_TARGET_SECONDS, account, config)
+    return account, config
+
+
+def forget_hook_targets(**_: object) -> None:
+    """An account, its settings or its channel changed: read them again."""
+    _hook_targets.clear()
 
 
 def hook_account(connector: Connector, handle: str) -> Account:

@@ -60,6 +60,9 @@ class StubState:
     requests: int = 0
     by_key: dict[str, dict[str, Any]] = field(default_factory=dict)
     hang: int = 0  # the next this-many POSTs store their status and never answer
+    hang_on: set[int] = field(default_factory=set)  # so do these POSTs (1 = the first)
+    drop: int = 0  # the next this-many POSTs wait, then store nothing (never committed)
+    hide_context: bool = False  # a status's context lags: find_sent sees no replies
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -109,6 +112,10 @@ def _instance(base: str) -> dict[str, Any]:
 def _handler(state: StubState) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # One write per response and no Nagle delay: headers and body in separate small
+        # writes would wait on the client's delayed ACK (~40 ms) on every request.
+        wbufsize = 64 * 1024
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet
             pass
@@ -138,6 +145,17 @@ def _handler(state: StubState) -> type[BaseHTTPRequestHandler]:
                 self._send(200, ACCOUNT)
             elif path == "/api/v1/notifications":
                 self._send(200, [])
+            elif path.startswith("/api/v1/statuses/") and path.endswith("/context"):
+                parent = path.split("/")[4]
+                with state.lock:
+                    replies = [
+                        _status(p.id, p.params)
+                        for p in state.posted
+                        if str(p.params.get("in_reply_to_id")) == parent
+                    ]
+                self._send(
+                    200, {"ancestors": [], "descendants": [] if state.hide_context else replies}
+                )
             elif path.startswith("/api/v1/accounts/") and path.endswith("/statuses"):
                 with state.lock:
                     statuses = [_status(p.id, p.params) for p in reversed(state.posted)]
@@ -154,6 +172,13 @@ def _handler(state: StubState) -> type[BaseHTTPRequestHandler]:
             key = self.headers.get("Idempotency-Key") or ""
             with state.lock:
                 state.requests += 1
+                drop = state.drop > 0
+                if drop:
+                    state.drop -= 1
+            if drop:  # the sender's connection dies before the platform commits anything
+                state.release.wait()
+                return
+            with state.lock:
                 existing = state.by_key.get(key) if key else None
                 if existing is None:
                     status_id = str(110_000_000_000_000_000 + len(state.posted) + 1)
@@ -161,8 +186,8 @@ def _handler(state: StubState) -> type[BaseHTTPRequestHandler]:
                     state.posted.append(Posted(status_id, params, dict(self.headers.items())))
                     if key:
                         state.by_key[key] = existing
-                hang = state.hang > 0
-                if hang:
+                hang = state.hang > 0 or state.requests in state.hang_on
+                if state.hang > 0:
                     state.hang -= 1
             if hang:  # taken, but the answer never comes (until the stub stops)
                 state.release.wait()

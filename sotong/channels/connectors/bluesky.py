@@ -54,7 +54,8 @@ from sotong.channels.connectors.base import (
     SettingField,
     TransientError,
 )
-from sotong.inbox.normalize import NormalizedMessage, clean_raw
+from sotong.channels.connectors.fields import as_list, as_mapping, as_str, iso_moment
+from sotong.inbox.normalize import MAX_ID, NormalizedMessage, clean_raw
 from sotong.lib.korean_text import clean_text
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,6 @@ TIMEOUT = 30.0  # seconds per request, well under the outbox's STALE_SENDING
 RATE_WINDOW = timedelta(minutes=5)  # the wait when a 429 names no reset
 # Nothing seen yet: every notification is newer than this.
 BEGINNING = "1970-01-01T00:00:00.000Z"
-MAX_ID = 255
 # Bluesky refuses a post over 300 graphemes or 3,000 bytes (app.bsky.feed.post's
 # maxGraphemes and maxLength).
 MAX_GRAPHEMES = 300
@@ -112,31 +112,9 @@ def rich_text(text: str) -> client_utils.TextBuilder:
     return builder
 
 
-def _str(value: Any, limit: int = MAX_ID) -> str:
-    return value.strip()[:limit] if isinstance(value, str) else ""
-
-
-def _dict(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _moment(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _id(value: Any) -> str:
     """An at:// URI as an id the inbox keeps whole ("" when too long to keep)."""
-    uri = _str(value, 2000)
+    uri = as_str(value, 2000)
     return uri if len(uri) <= MAX_ID else ""
 
 
@@ -145,16 +123,16 @@ def _newest(notifications: list[Mapping[str, Any]]) -> str:
     has a readable time)."""
     best, best_at = "", None
     for item in notifications:
-        at = _moment(item.get("indexedAt"))
+        at = iso_moment(item.get("indexedAt"))
         if at is not None and (best_at is None or at > best_at):
-            best = f"{_str(item.get('indexedAt'))} {_str(item.get('uri'), 2000)}".strip()
+            best = f"{as_str(item.get('indexedAt'))} {as_str(item.get('uri'), 2000)}".strip()
             best_at = at
     return best
 
 
 def _strong_ref(value: Any) -> models.ComAtprotoRepoStrongRef.Main | None:
-    ref = _dict(value)
-    uri, cid = _str(ref.get("uri"), 2000), _str(ref.get("cid"), 2000)
+    ref = as_mapping(value)
+    uri, cid = as_str(ref.get("uri"), 2000), as_str(ref.get("cid"), 2000)
     return models.ComAtprotoRepoStrongRef.Main(uri=uri, cid=cid) if uri and cid else None
 
 
@@ -346,33 +324,33 @@ class BlueskyConnector(Connector):
         until one reaches what was seen. An empty cursor starts from now."""
         if not cursor:
             page = self._notifications(account, limit=1, cursor=None)
-            newest = _newest([_dict(n) for n in _list(page.get("notifications"))])
+            newest = _newest([as_mapping(n) for n in as_list(page.get("notifications"))])
             return FetchResult(ParsedDelivery(), newest or BEGINNING)
         seen_time, _, seen_uri = cursor.partition(" ")
-        seen = _moment(seen_time) or datetime.min.replace(tzinfo=UTC)
+        seen = iso_moment(seen_time) or datetime.min.replace(tzinfo=UTC)
         found: dict[str, Mapping[str, Any]] = {}
         api_cursor: str | None = None
         for _ in range(MAX_PAGES):
             page = self._notifications(account, limit=PAGE, cursor=api_cursor)
-            items = [_dict(n) for n in _list(page.get("notifications"))]
+            items = [as_mapping(n) for n in as_list(page.get("notifications"))]
             reached = False
             for item in items:
-                uri = _str(item.get("uri"), 2000)
-                at = _moment(item.get("indexedAt"))
+                uri = as_str(item.get("uri"), 2000)
+                at = iso_moment(item.get("indexedAt"))
                 if at is not None and at <= seen:
                     reached = True
                     if at < seen or uri == seen_uri:
                         continue
                 if uri:
                     found.setdefault(uri, item)
-            api_cursor = _str(page.get("cursor"), 2000) or None
+            api_cursor = as_str(page.get("cursor"), 2000) or None
             if reached or not items or api_cursor is None:
                 break
         else:
             log.warning(
                 "bluesky %s: over %d notifications in one poll", account.handle, PAGE * MAX_PAGES
             )
-        notifications = sorted(found.values(), key=lambda n: _moment(n.get("indexedAt")) or seen)
+        notifications = sorted(found.values(), key=lambda n: iso_moment(n.get("indexedAt")) or seen)
         own = self._login(account).did if notifications else ""
         delivery = self.normalize(account, notifications, own_did=own)
         return FetchResult(delivery, _newest(notifications) or cursor)
@@ -384,11 +362,11 @@ class BlueskyConnector(Connector):
         records of other types, posts with no text and our own posts are ignored."""
         messages, ignored = [], 0
         for item in notifications:
-            record = _dict(item.get("record"))
-            author = _dict(item.get("author"))
-            uri = _str(item.get("uri"), 2000)
-            text = clean_text(_str(record.get("text"), 100_000))
-            handle = _str(author.get("handle"))
+            record = as_mapping(item.get("record"))
+            author = as_mapping(item.get("author"))
+            uri = as_str(item.get("uri"), 2000)
+            text = clean_text(as_str(record.get("text"), 100_000))
+            handle = as_str(author.get("handle"))
             if (
                 item.get("reason") not in REASONS
                 or record.get("$type", POST) != POST
@@ -400,16 +378,17 @@ class BlueskyConnector(Connector):
             ):
                 ignored += 1
                 continue
-            reply = _dict(record.get("reply"))
+            reply = as_mapping(record.get("reply"))
             messages.append(
                 NormalizedMessage(
                     channel=CHANNEL,
                     external_id=uri,
                     text=text[: settings.SOTONG_MAX_TEXT_CHARS],
-                    sent_at=_moment(record.get("createdAt")) or _moment(item.get("indexedAt")),
+                    sent_at=iso_moment(record.get("createdAt"))
+                    or iso_moment(item.get("indexedAt")),
                     account=account.handle,
                     author="@" + handle.lstrip("@"),
-                    in_reply_to=_id(_dict(reply.get("parent")).get("uri")),
+                    in_reply_to=_id(as_mapping(reply.get("parent")).get("uri")),
                     raw=clean_raw(dict(item)),
                 )
             )
@@ -441,7 +420,9 @@ class BlueskyConnector(Connector):
         own_reply = getattr(post.record, "reply", None)
         root = own_reply.root if own_reply is not None else None
         if root is None:  # the raw payload's refs, as the notification carried them
-            root = _strong_ref(_dict(_dict(reply.raw.get("record")).get("reply")).get("root"))
+            root = _strong_ref(
+                as_mapping(as_mapping(reply.raw.get("record")).get("reply")).get("root")
+            )
         return root or parent, parent
 
     def send_reply(self, account: AccountConfig, reply: OutgoingReply) -> SentReply:

@@ -57,9 +57,9 @@ from sotong.channels.connectors.base import (
     TransientError,
     WebhookRequest,
 )
+from sotong.channels.connectors.fields import as_dict, as_str, as_text
 from sotong.errors import InvalidInput
 from sotong.inbox.normalize import NormalizedMessage, clean_raw, decode_json_body
-from sotong.lib.korean_text import clean_text
 
 # The header the city adds in the skill's settings (챗봇 관리자센터 > 스킬 > 헤더값 입력).
 SECRET_HEADER = "x-sotong-skill-secret"
@@ -72,15 +72,6 @@ DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=1)
 # The skill answer must reach Kakao within 5 seconds: the ingest gets this long, and the
 # rest is left for rendering the answer and the network.
 INLINE_BUDGET_SECONDS = 3.5
-MAX_ID = 255
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _str(value: Any) -> str:
-    return value.strip()[:MAX_ID] if isinstance(value, str) else ""
 
 
 def bot_ids(account: AccountConfig) -> set[str]:
@@ -117,7 +108,7 @@ def event_api_error(response: requests.Response, *, now: datetime | None = None)
     {"code": -401, "msg": …}: -401 an invalid or revoked key, -10 and HTTP 429 the quota."""
     now = now or datetime.now(UTC)
     try:
-        body = _dict(response.json())
+        body = as_dict(response.json())
     except ValueError:
         body = {}
     code = body.get("code")
@@ -201,8 +192,8 @@ class KakaoConnector(Connector):
             data = json.loads(request.body)
         except (ValueError, RecursionError):
             return  # authenticated, but unreadable: stored, and answered as such
-        bot = _dict(data).get("bot") if isinstance(data, dict) else None
-        if isinstance(bot, dict) and _str(bot.get("id")) not in expected:
+        bot = as_dict(data).get("bot") if isinstance(data, dict) else None
+        if isinstance(bot, dict) and as_str(bot.get("id")) not in expected:
             raise SignatureInvalid("the skill call comes from another bot")
 
     def parse(self, account: AccountConfig, request: WebhookRequest) -> ParsedDelivery:
@@ -214,13 +205,13 @@ class KakaoConnector(Connector):
             raise InvalidInput("the skill payload has no userRequest.user (an unknown version?)")
         user = user_request["user"]
         utterance = user_request.get("utterance")
-        text = clean_text(utterance).strip() if isinstance(utterance, str) else ""
-        author = _str(user.get("id"))
+        text = as_text(utterance)
+        author = as_str(user.get("id"))
         if not text or not author:
             return ParsedDelivery(ignored=1)
         raw = {
-            "bot": _dict(data.get("bot")),
-            "intent": _dict(data.get("intent")),
+            "bot": as_dict(data.get("bot")),
+            "intent": as_dict(data.get("intent")),
             "userRequest": {
                 key: user_request[key]
                 for key in ("utterance", "user", "block", "lang", "timezone")
@@ -252,14 +243,14 @@ class KakaoConnector(Connector):
         key = account.get("rest_api_key")
         if not key:
             raise PermanentError("no REST API key is set: reply in KakaoTalk by hand")
-        user = _dict(reply.raw.get("userRequest")).get("user")
-        user = _dict(user)
+        user = as_dict(reply.raw.get("userRequest")).get("user")
+        user = as_dict(user)
         user_type = user.get("type") if user.get("type") in USER_TYPES else "botUserKey"
-        user_id = _str(user.get("id")) or reply.author
+        user_id = as_str(user.get("id")) or reply.author
         if not user_id:
             raise PermanentError("the citizen's botUserKey is unknown")
         # Answer on the bot the citizen wrote to (the development channel's id ends in "!").
-        bot_id = _str(_dict(reply.raw.get("bot")).get("id"))
+        bot_id = as_str(as_dict(reply.raw.get("bot")).get("id"))
         if bot_id not in bot_ids(account):
             bot_id = account.get("bot_id").strip()
         body: dict[str, Any] = {
@@ -284,13 +275,13 @@ class KakaoConnector(Connector):
         if response.status_code >= 400:
             raise event_api_error(response)
         try:
-            answer = _dict(response.json())
+            answer = as_dict(response.json())
         except ValueError:
             raise TransientError(
                 "Kakao answered with something other than JSON",
                 platform_error=f"HTTP {response.status_code}",
             ) from None
-        task_id = _str(answer.get("taskId"))
+        task_id = as_str(answer.get("taskId"))
         status = str(answer.get("status") or "")
         if not task_id or status.upper() not in {"SUCCESS", ""}:
             raise PermanentError(

@@ -51,7 +51,8 @@ from sotong.channels.connectors.base import (
     TransientError,
 )
 from sotong.channels.connectors.email import html_to_text
-from sotong.inbox.normalize import NormalizedMessage, clean_raw
+from sotong.channels.connectors.fields import as_id, as_list, as_mapping, as_str, iso_moment
+from sotong.inbox.normalize import MAX_ID, NormalizedMessage, clean_raw
 from sotong.lib.korean_text import clean_text
 
 with warnings.catch_warnings():
@@ -72,7 +73,6 @@ RATE_WINDOW = timedelta(minutes=5)
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 MAX_CLIENTS = 64  # clients kept per worker thread (one per instance and token)
 _clients = threading.local()
-MAX_ID = 255
 
 # Mastodon's own counting rule (app/validators/status_length_validator.rb): the text's
 # grapheme clusters after every URL is replaced by 23 characters and every mention by its
@@ -116,35 +116,16 @@ def _id_key(value: str) -> tuple[int, str]:
     return (len(value), value)
 
 
-def _str(value: Any, limit: int = MAX_ID) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    return value.strip()[:limit] if isinstance(value, str) else ""
-
-
-def _dict(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else []
-
-
 def _moment(value: Any) -> datetime | None:
+    # Mastodon.py hands times over parsed; a status kept as JSON has them as strings.
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return None
+    return iso_moment(value)
 
 
 def _iso(value: Any) -> str:
     moment = _moment(value)
-    return moment.isoformat() if moment else _str(value)
+    return moment.isoformat() if moment else as_str(value)
 
 
 def plain_text(content: Any) -> str:
@@ -159,7 +140,7 @@ def plain_text(content: Any) -> str:
 
 def _acct(value: Any) -> str:
     """An acct as stored and compared: no leading @, lower case."""
-    return _str(value).lstrip("@").lower()
+    return as_str(value).lstrip("@").lower()
 
 
 def _same_account(acct: str, own: str) -> bool:
@@ -174,38 +155,38 @@ def _same_account(acct: str, own: str) -> bool:
 
 def _raw_status(notification: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any]:
     """What is kept of a mention: the status's own fields, as JSON, with the HTML as sent."""
-    author = _dict(status.get("account"))
+    author = as_mapping(status.get("account"))
     return {
-        "notification_id": _str(notification.get("id")),
-        "type": _str(notification.get("type")),
-        "id": _str(status.get("id")),
-        "uri": _str(status.get("uri"), 2000),
-        "url": _str(status.get("url"), 2000),
+        "notification_id": as_id(notification.get("id")),
+        "type": as_str(notification.get("type")),
+        "id": as_id(status.get("id")),
+        "uri": as_str(status.get("uri"), 2000),
+        "url": as_str(status.get("url"), 2000),
         "created_at": _iso(status.get("created_at")),
-        "visibility": _str(status.get("visibility")),
-        "in_reply_to_id": _str(status.get("in_reply_to_id")),
-        "in_reply_to_account_id": _str(status.get("in_reply_to_account_id")),
-        "language": _str(status.get("language")),
-        "spoiler_text": _str(status.get("spoiler_text"), 5000),
+        "visibility": as_str(status.get("visibility")),
+        "in_reply_to_id": as_id(status.get("in_reply_to_id")),
+        "in_reply_to_account_id": as_id(status.get("in_reply_to_account_id")),
+        "language": as_str(status.get("language")),
+        "spoiler_text": as_str(status.get("spoiler_text"), 5000),
         "content": status.get("content") if isinstance(status.get("content"), str) else "",
         "account": {
-            "id": _str(author.get("id")),
-            "acct": _str(author.get("acct")),
-            "username": _str(author.get("username")),
-            "display_name": _str(author.get("display_name")),
-            "url": _str(author.get("url"), 2000),
+            "id": as_id(author.get("id")),
+            "acct": as_str(author.get("acct")),
+            "username": as_str(author.get("username")),
+            "display_name": as_str(author.get("display_name")),
+            "url": as_str(author.get("url"), 2000),
         },
         "mentions": [
-            {"id": _str(m.get("id")), "acct": _str(m.get("acct"))}
-            for m in map(_dict, _list(status.get("mentions")))
+            {"id": as_id(m.get("id")), "acct": as_str(m.get("acct"))}
+            for m in map(as_mapping, as_list(status.get("mentions"), tuples=True))
         ],
         "media_attachments": [
             {
-                "type": _str(m.get("type")),
-                "url": _str(m.get("url"), 2000),
-                "description": _str(m.get("description"), 1500),
+                "type": as_str(m.get("type")),
+                "url": as_str(m.get("url"), 2000),
+                "description": as_str(m.get("description"), 1500),
             }
-            for m in map(_dict, _list(status.get("media_attachments")))
+            for m in map(as_mapping, as_list(status.get("media_attachments"), tuples=True))
         ],
     }
 
@@ -224,7 +205,7 @@ class _Session(requests.Session):
             except ValueError:
                 body = None
             message = body.get("error") if isinstance(body, dict) else None
-            self.last_error = _str(message, 300) if message else _str(response.text, 300)
+            self.last_error = as_str(message, 300) if message else as_str(response.text, 300)
         return response
 
 
@@ -360,7 +341,7 @@ class MastodonConnector(Connector):
         with self._errors(api, "fetching mentions"):
             if not cursor:
                 newest = api.notifications(types=[MENTION], limit=1)
-                ids = [_str(_dict(n).get("id")) for n in _list(newest)]
+                ids = [as_id(as_mapping(n).get("id")) for n in as_list(newest, tuples=True)]
                 return FetchResult(
                     ParsedDelivery(), max(filter(None, ids), key=_id_key, default="0")
                 )
@@ -371,8 +352,8 @@ class MastodonConnector(Connector):
                     types=[MENTION], since_id=cursor, max_id=max_id, limit=PAGE
                 )
                 fresh = {}
-                for item in map(_dict, _list(page)):
-                    item_id = _str(item.get("id"))
+                for item in map(as_mapping, as_list(page, tuples=True)):
+                    item_id = as_id(item.get("id"))
                     # A server that ignores since_id or max_id must not bring old ones back.
                     if item_id and _id_key(item_id) > _id_key(cursor) and item_id not in found:
                         fresh[item_id] = item
@@ -397,9 +378,9 @@ class MastodonConnector(Connector):
         own = account.get("acct")
         messages, ignored = [], 0
         for notification in notifications:
-            status = _dict(notification.get("status"))
-            author = _dict(status.get("account"))
-            acct = _str(author.get("acct"))
+            status = as_mapping(notification.get("status"))
+            author = as_mapping(status.get("account"))
+            acct = as_str(author.get("acct"))
             if notification.get("type") != MENTION or not status or not acct:
                 ignored += 1
                 continue
@@ -407,9 +388,9 @@ class MastodonConnector(Connector):
                 ignored += 1
                 continue
             text = plain_text(status.get("content"))
-            warning = clean_text(_str(status.get("spoiler_text"), 5000))
+            warning = clean_text(as_str(status.get("spoiler_text"), 5000))
             text = f"{warning}\n\n{text}".strip() if warning else text
-            external_id = _str(status.get("id"))
+            external_id = as_id(status.get("id"))
             if not external_id or not text:
                 ignored += 1
                 continue
@@ -422,7 +403,7 @@ class MastodonConnector(Connector):
                     sent_at=_moment(status.get("created_at")),
                     account=account.handle,
                     author="@" + acct.lstrip("@"),
-                    in_reply_to=_str(status.get("in_reply_to_id")),
+                    in_reply_to=as_id(status.get("in_reply_to_id")),
                     attachments=[
                         {"url": m["url"], "type": m["type"], "name": m["description"][:MAX_ID]}
                         for m in raw["media_attachments"]
@@ -437,7 +418,7 @@ class MastodonConnector(Connector):
 
     def reply_limit(self, raw: Mapping[str, Any]) -> int:
         """500, less the citizen's mention that send_reply puts before every post."""
-        acct = _str(_dict(raw.get("account")).get("acct"))
+        acct = as_str(as_mapping(raw.get("account")).get("acct"))
         if not acct:
             return self.max_reply_length
         return self.max_reply_length - self.length(f"@{acct} ")
@@ -450,8 +431,8 @@ class MastodonConnector(Connector):
         it mentions) and has the citizen's visibility; a thread's parts reply each to the
         one before, with the delivery's key and the part's number as Idempotency-Key."""
         raw = reply.raw
-        acct = _str(_dict(raw.get("account")).get("acct")) or reply.author.lstrip("@")
-        visibility = _str(raw.get("visibility"))
+        acct = as_str(as_mapping(raw.get("account")).get("acct")) or reply.author.lstrip("@")
+        visibility = as_str(raw.get("visibility"))
         # Unknown: the narrowest, so a private complaint is never answered in public.
         visibility = visibility if visibility in VISIBILITIES else "direct"
         parts = list(reply.thread_parts) or [reply.text]
@@ -469,9 +450,11 @@ class MastodonConnector(Connector):
                     visibility=visibility,
                     idempotency_key=key,
                 )
-            parent = _str(_dict(posted).get("id"))
+            parent = as_id(as_mapping(posted).get("id"))
             if first is None:
-                first = SentReply(platform_id=parent, url=_str(_dict(posted).get("url"), 2000))
+                first = SentReply(
+                    platform_id=parent, url=as_str(as_mapping(posted).get("url"), 2000)
+                )
         assert first is not None
         return first
 
@@ -480,14 +463,16 @@ class MastodonConnector(Connector):
         (the Idempotency-Key covers a resend for an hour only)."""
         api = self._api(account)
         with self._errors(api, "looking for the reply"):
-            own = account.get("acct") or _str(_dict(api.account_verify_credentials()).get("acct"))
-            context = _dict(api.status_context(reply.in_reply_to))
-        for status in map(_dict, _list(context.get("descendants"))):
-            author = _str(_dict(status.get("account")).get("acct"))
-            if _str(status.get("in_reply_to_id")) == reply.in_reply_to and _same_account(
+            own = account.get("acct") or as_str(
+                as_mapping(api.account_verify_credentials()).get("acct")
+            )
+            context = as_mapping(api.status_context(reply.in_reply_to))
+        for status in map(as_mapping, as_list(context.get("descendants"), tuples=True)):
+            author = as_str(as_mapping(status.get("account")).get("acct"))
+            if as_id(status.get("in_reply_to_id")) == reply.in_reply_to and _same_account(
                 author, own
             ):
-                return SentReply(_str(status.get("id")), url=_str(status.get("url"), 2000))
+                return SentReply(as_id(status.get("id")), url=as_str(status.get("url"), 2000))
         return None
 
     def health(self, account: AccountConfig) -> dict[str, Any]:

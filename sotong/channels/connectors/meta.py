@@ -58,14 +58,13 @@ from sotong.channels.connectors.base import (
     WebhookRequest,
     Withdrawal,
 )
+from sotong.channels.connectors.fields import as_dict, as_id, as_list, as_text, unix_moment
 from sotong.errors import InvalidInput
-from sotong.inbox.normalize import NormalizedMessage, clean_raw, decode_json_body
-from sotong.lib.korean_text import clean_text
+from sotong.inbox.normalize import MAX_ID, NormalizedMessage, clean_raw, decode_json_body
 
 SIGNATURE_HEADER = "x-hub-signature-256"
 # Meta's `object` → the directory's channel code.
 CHANNEL_OF_OBJECT = {"page": "facebook", "instagram": "instagram"}
-MAX_ID = 255
 TIMEOUT = 30.0  # seconds; well below the outbox's STALE_SENDING
 GRAPH_URL = "https://graph.facebook.com"
 
@@ -107,35 +106,6 @@ OBJECT_DELETED_SUBCODE = 33
 # When a rate limit names no time to regain access: Meta's windows roll over an hour.
 DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=15)
 USAGE_HEADERS = ("x-business-use-case-usage", "x-page-usage", "x-app-usage", "x-ad-account-usage")
-
-
-def _text(value: Any) -> str:
-    return clean_text(value).strip() if isinstance(value, str) else ""
-
-
-def _id(value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    return value.strip()[:MAX_ID] if isinstance(value, str) else ""
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _moment(value: Any) -> datetime | None:
-    """Meta sends Unix time in seconds (feed) or milliseconds (Messenger)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        return None
-    seconds = value / 1000 if value > 100_000_000_000 else value
-    try:
-        return datetime.fromtimestamp(seconds, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
 
 
 # --- Meta's webhook scheme, shared with Threads -----------------------------------------
@@ -211,7 +181,7 @@ def graph_error(response: requests.Response, *, now: datetime | None = None) -> 
         body = response.json()
     except ValueError:
         body = None
-    error = _dict(_dict(body).get("error"))
+    error = as_dict(as_dict(body).get("error"))
     code, subcode = _as_int(error.get("code")), _as_int(error.get("error_subcode"))
     message = str(error.get("error_user_msg") or error.get("message") or "")[:500]
     where = f"#{code}" + (f"/{subcode}" if subcode else "") if code is not None else ""
@@ -400,12 +370,12 @@ class MetaConnector(Connector):
         if channel is None:
             raise InvalidInput(f"unknown object {str(data.get('object'))[:40]!r}")
         found = Collector(account)
-        for entry in _list(data.get("entry")):
-            entry = _dict(entry)
-            for change in _list(entry.get("changes")):
-                self._change(found, channel, _dict(change), entry)
-            for event in _list(entry.get("messaging")):
-                self._messaging(found, channel, _dict(event), str(data["object"]))
+        for entry in as_list(data.get("entry")):
+            entry = as_dict(entry)
+            for change in as_list(entry.get("changes")):
+                self._change(found, channel, as_dict(change), entry)
+            for event in as_list(entry.get("messaging")):
+                self._messaging(found, channel, as_dict(event), str(data["object"]))
         return ParsedDelivery(found.messages, found.withdrawals, found.ignored)
 
     # --- events -----------------------------------------------------------------------
@@ -413,18 +383,19 @@ class MetaConnector(Connector):
     def _change(
         self, found: Collector, channel: str, change: dict[str, Any], entry: dict[str, Any]
     ) -> None:
-        field, value = change.get("field"), _dict(change.get("value"))
+        field, value = change.get("field"), as_dict(change.get("value"))
         if channel == "facebook" and field == "feed":
             self._feed(found, value)
         elif channel == "instagram" and field in {"comments", "live_comments"}:
-            author = _dict(value.get("from"))
+            author = as_dict(value.get("from"))
             found.message(
                 "instagram",
-                _id(value.get("id")),
-                _text(value.get("text")),
-                author=_text(author.get("username")) or _id(author.get("id")),
-                in_reply_to=_id(value.get("parent_id")) or _id(_dict(value.get("media")).get("id")),
-                sent_at=_moment(value.get("timestamp")) or _moment(entry.get("time")),
+                as_id(value.get("id")),
+                as_text(value.get("text")),
+                author=as_text(author.get("username")) or as_id(author.get("id")),
+                in_reply_to=as_id(value.get("parent_id"))
+                or as_id(as_dict(value.get("media")).get("id")),
+                sent_at=unix_moment(value.get("timestamp")) or unix_moment(entry.get("time")),
                 raw=change,
             )
         else:
@@ -438,19 +409,19 @@ class MetaConnector(Connector):
             found.ignored += 1
             return
         external_id = (
-            _id(value.get("comment_id")) if item == "comment" else _id(value.get("post_id"))
+            as_id(value.get("comment_id")) if item == "comment" else as_id(value.get("post_id"))
         )
         if verb == "remove":
             found.withdrawal(external_id)
         elif verb == "add":
-            author = _dict(value.get("from"))
+            author = as_dict(value.get("from"))
             found.message(
                 "facebook",
                 external_id,
-                _text(value.get("message")),
-                author=_text(author.get("name")) or _id(author.get("id")),
-                in_reply_to=_id(value.get("parent_id")) if item == "comment" else "",
-                sent_at=_moment(value.get("created_time")),
+                as_text(value.get("message")),
+                author=as_text(author.get("name")) or as_id(author.get("id")),
+                in_reply_to=as_id(value.get("parent_id")) if item == "comment" else "",
+                sent_at=unix_moment(value.get("created_time")),
                 raw={"field": "feed", "value": value},
             )
         else:  # edited, hide, unhide…: the first version stays the one on record
@@ -459,21 +430,21 @@ class MetaConnector(Connector):
     def _messaging(
         self, found: Collector, channel: str, event: dict[str, Any], meta_object: str
     ) -> None:
-        message = _dict(event.get("message"))
+        message = as_dict(event.get("message"))
         if not message or message.get("is_echo"):  # reads, deliveries, our own sends
             found.ignored += 1
             return
-        mid = _id(message.get("mid"))
+        mid = as_id(message.get("mid"))
         if message.get("is_deleted"):  # Instagram: the citizen unsent the message
             found.withdrawal(mid)
             return
         found.message(
             channel,
             mid,
-            _text(message.get("text")),
-            author=_id(_dict(event.get("sender")).get("id")),
-            in_reply_to=_id(_dict(message.get("reply_to")).get("mid")),
-            sent_at=_moment(event.get("timestamp")),
+            as_text(message.get("text")),
+            author=as_id(as_dict(event.get("sender")).get("id")),
+            in_reply_to=as_id(as_dict(message.get("reply_to")).get("mid")),
+            sent_at=unix_moment(event.get("timestamp")),
             # With Meta's `object`: a reply goes by the Messenger or the Instagram Send API.
             raw={"object": meta_object, "messaging": event},
         )
@@ -524,23 +495,23 @@ class MetaConnector(Connector):
         else:
             url = self._url(self._comment_target(reply), "comments")
         body = graph_call("POST", url, data={"message": reply.text, **auth})
-        return SentReply(platform_id=_id(body.get("id")))
+        return SentReply(platform_id=as_id(body.get("id")))
 
     def _comment_target(self, reply: OutgoingReply) -> str:
         """A page post, or the top-level comment of the citizen's comment (Page comments
         nest one level: a reply to a reply is filed under its parent)."""
-        value = _dict(reply.raw.get("value"))
+        value = as_dict(reply.raw.get("value"))
         if value.get("item") != "comment":
             return reply.in_reply_to
-        parent, post = _id(value.get("parent_id")), _id(value.get("post_id"))
+        parent, post = as_id(value.get("parent_id")), as_id(value.get("post_id"))
         return parent if parent and parent != post else reply.in_reply_to
 
     def _send_message(
         self, account: AccountConfig, reply: OutgoingReply, kind: str, auth: dict[str, str]
     ) -> SentReply:
-        event = _dict(reply.raw.get("messaging"))
-        recipient = reply.author or _id(_dict(event.get("sender")).get("id"))
-        written = reply.sent_at or _moment(event.get("timestamp"))
+        event = as_dict(reply.raw.get("messaging"))
+        recipient = reply.author or as_id(as_dict(event.get("sender")).get("id"))
+        written = reply.sent_at or unix_moment(event.get("timestamp"))
         if written is None or datetime.now(UTC) - written > MESSAGING_WINDOW:
             end = (written + MESSAGING_WINDOW).astimezone(UTC) if written else None
             closed = f" (since {end:%Y-%m-%d %H:%M} UTC)" if end else ""
@@ -559,9 +530,9 @@ class MetaConnector(Connector):
         }
         if kind == MESSENGER:
             data["messaging_type"] = "RESPONSE"
-        page = account.get("page_id") or _id(_dict(event.get("recipient")).get("id")) or "me"
+        page = account.get("page_id") or as_id(as_dict(event.get("recipient")).get("id")) or "me"
         body = graph_call("POST", self._url(page, "messages"), data=data)
-        return SentReply(platform_id=_id(body.get("message_id")))
+        return SentReply(platform_id=as_id(body.get("message_id")))
 
     def find_sent(self, account: AccountConfig, reply: OutgoingReply) -> SentReply | None:
         """After a crash mid-send: our comment reply, if the thread already has it (the
@@ -580,14 +551,14 @@ class MetaConnector(Connector):
             url = self._url(self._comment_target(reply), "comments")
             fields, ours = (
                 "id,message,from",
-                lambda c: _id(_dict(c.get("from")).get("id")) == page_id,
+                lambda c: as_id(as_dict(c.get("from")).get("id")) == page_id,
             )
         elif kind == INSTAGRAM_COMMENT:
             username = account.handle.lstrip("@").lower()
             url = self._url(reply.in_reply_to, "replies")
             fields, ours = (
                 "id,text,username",
-                lambda c: _text(c.get("username")).lower() == username,
+                lambda c: as_text(c.get("username")).lower() == username,
             )
         else:
             return None
@@ -595,9 +566,9 @@ class MetaConnector(Connector):
         if kind == FACEBOOK_COMMENT:
             params["order"] = "reverse_chronological"
         body = graph_call("GET", url, params=params)
-        for comment in _list(body.get("data")):
-            comment = _dict(comment)
-            said = _text(comment.get("message") or comment.get("text"))
-            if ours(comment) and said == text and _id(comment.get("id")):
-                return SentReply(platform_id=_id(comment.get("id")))
+        for comment in as_list(body.get("data")):
+            comment = as_dict(comment)
+            said = as_text(comment.get("message") or comment.get("text"))
+            if ours(comment) and said == text and as_id(comment.get("id")):
+                return SentReply(platform_id=as_id(comment.get("id")))
         return None

@@ -61,9 +61,9 @@ from sotong.channels.connectors.base import (
     TransientError,
     WebhookRequest,
 )
+from sotong.channels.connectors.fields import as_id, as_text, iso_moment
 from sotong.errors import InvalidInput
-from sotong.inbox.normalize import NormalizedMessage, clean_raw, decode_json_body
-from sotong.lib.korean_text import clean_text
+from sotong.inbox.normalize import MAX_ID, NormalizedMessage, clean_raw, decode_json_body
 
 CHANNEL = "sms"
 SOLAPI, TWILIO = "solapi", "twilio"
@@ -75,7 +75,6 @@ TWILIO_MAX_CHARS = 1600  # Twilio's limit for a message body
 SOLAPI_SEND_URL = "https://api.solapi.com/messages/v4/send"
 SOLAPI_ACCEPTED = "2000"  # SOLAPI's statusCode for a message taken for sending
 TIMEOUT = 20.0
-MAX_ID = 255
 KST = timezone(timedelta(hours=9))
 SECRET_QUERY = "secret"
 TWILIO_SIGNATURE = "x-twilio-signature"
@@ -146,27 +145,6 @@ def korean_message(text: str) -> tuple[str, str]:
 
 
 # --- inbound --------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str:
-    return clean_text(value).strip() if isinstance(value, str) else ""
-
-
-def _id(value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    return value.strip()[:MAX_ID] if isinstance(value, str) else ""
-
-
-def _kst_moment(value: Any) -> datetime | None:
-    """SOLAPI's dates: ISO 8601, with a zone or (Korean local time) without one."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=KST)
 
 
 def gateway_of(account: AccountConfig) -> str:
@@ -311,8 +289,8 @@ class SmsConnector(Connector):
 
     def _parse_twilio(self, account: AccountConfig, body: bytes) -> ParsedDelivery:
         form = _form(body)
-        sid, sender = _id(form.get("MessageSid")), _id(form.get("From"))
-        text = _text(form.get("Body"))
+        sid, sender = as_id(form.get("MessageSid")), as_id(form.get("From"))
+        text = as_text(form.get("Body"))
         if not (sid and sender and text):  # a status callback, or a picture alone
             return ParsedDelivery(ignored=1)
         raw = {key: form.get(key, "") for key in form}
@@ -330,13 +308,16 @@ class SmsConnector(Connector):
                 continue
             inner = event.get("data")
             item: dict[str, Any] = inner if isinstance(inner, dict) else event
-            message_id, sender = _id(item.get("messageId")), _id(item.get("from"))
-            text = _text(item.get("text"))
+            message_id, sender = as_id(item.get("messageId")), as_id(item.get("from"))
+            text = as_text(item.get("text"))
             if not (message_id and sender and text):  # delivery reports and the like
                 ignored += 1
                 continue
-            sent_at = _kst_moment(item.get("dateReceived")) or _kst_moment(item.get("dateCreated"))
-            raw = {"eventDataId": _id(event.get("eventDataId")), "data": item}
+            # SOLAPI's dates are ISO 8601, with a zone or (Korean local time) without one.
+            sent_at = iso_moment(item.get("dateReceived"), naive_zone=KST) or iso_moment(
+                item.get("dateCreated"), naive_zone=KST
+            )
+            raw = {"eventDataId": as_id(event.get("eventDataId")), "data": item}
             messages.append(self._message(account, SOLAPI, message_id, text, sender, sent_at, raw))
         if not messages and not ignored:
             raise InvalidInput("the delivery holds no event")

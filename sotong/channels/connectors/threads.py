@@ -40,12 +40,9 @@ from sotong.channels.connectors.base import (
     SettingField,
     WebhookRequest,
 )
+from sotong.channels.connectors.fields import as_dict, as_id, as_list, as_text, iso_moment
 from sotong.channels.connectors.meta import (
     Collector,
-    _dict,
-    _id,
-    _list,
-    _text,
     check_hub_signature,
     graph_call,
     hub_handshake,
@@ -68,17 +65,6 @@ _EMOJI = regex.compile(r"[\p{Extended_Pictographic}\p{Emoji_Component}--[0-9#*]]
 def threads_length(text: str) -> int:
     """The length Threads counts: one per character, emoji as their UTF-8 bytes."""
     return sum(len(ch.encode("utf-8")) if _EMOJI.match(ch) else 1 for ch in text)
-
-
-def _moment(value: Any) -> datetime | None:
-    """Threads' ISO 8601 time, e.g. "2024-08-07T10:33:16+0000"."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class ThreadsConnector(Connector):
@@ -147,8 +133,8 @@ class ThreadsConnector(Connector):
         values = data["values"]
         found = Collector(account)
         for item in values if isinstance(values, list) else [values]:
-            item = _dict(item)
-            self._take(found, account, item.get("field"), _dict(item.get("value")))
+            item = as_dict(item)
+            self._take(found, account, item.get("field"), as_dict(item.get("value")))
         return ParsedDelivery(found.messages, found.withdrawals, found.ignored)
 
     def _take(
@@ -156,18 +142,18 @@ class ThreadsConnector(Connector):
     ) -> None:
         """One reply or mention (a webhook value, or a media object from the mentions
         endpoint, which has the same fields) as a message."""
-        username = _text(value.get("username"))
+        username = as_text(value.get("username"))
         own = account.handle.lstrip("@").lower()
         if field not in MESSAGE_FIELDS or (own and username.lower() == own):
             found.ignored += 1  # delete, publish, unknown fields, the city's own posts
             return
         found.message(
             CHANNEL,
-            _id(value.get("id")),
-            _text(value.get("text")),
+            as_id(value.get("id")),
+            as_text(value.get("text")),
             author=username,
-            in_reply_to=_id(_dict(value.get("replied_to")).get("id")),
-            sent_at=_moment(value.get("timestamp")),
+            in_reply_to=as_id(as_dict(value.get("replied_to")).get("id")),
+            sent_at=iso_moment(value.get("timestamp")),
             raw={"field": field, "value": value},
         )
 
@@ -201,14 +187,14 @@ class ThreadsConnector(Connector):
             if url is None:
                 break
             body = graph_call("GET", url, params=params)
-            for item in _list(body.get("data")):
-                item = _dict(item)
-                moment = _moment(item.get("timestamp"))
+            for item in as_list(body.get("data")):
+                item = as_dict(item)
+                moment = iso_moment(item.get("timestamp"))
                 if moment is not None:
                     newest = max(newest, int(moment.timestamp()))
                 self._take(found, account, "mentions", item)
             # `next` carries every parameter, the token included.
-            following = _dict(body.get("paging")).get("next")
+            following = as_dict(body.get("paging")).get("next")
             url = (
                 following
                 if isinstance(following, str) and following.startswith(self.api_url)
@@ -244,7 +230,7 @@ class ThreadsConnector(Connector):
                 "access_token": token,
             },
         )
-        creation_id = _id(container.get("id"))
+        creation_id = as_id(container.get("id"))
         if not creation_id:
             raise PermanentError("Threads created no media container")
         published = graph_call(
@@ -252,7 +238,7 @@ class ThreadsConnector(Connector):
             self._url(user_id, "threads_publish"),
             data={"creation_id": creation_id, "access_token": token},
         )
-        media_id = _id(published.get("id"))
+        media_id = as_id(published.get("id"))
         if not media_id:
             raise PermanentError("Threads published no post")
         return media_id
@@ -293,12 +279,12 @@ class ThreadsConnector(Connector):
             self._url(reply.in_reply_to, "replies"),
             params={"fields": "id,text,username,timestamp", "access_token": token},
         )
-        for item in _list(body.get("data")):
-            item = _dict(item)
+        for item in as_list(body.get("data")):
+            item = as_dict(item)
             if (
-                _text(item.get("username")).lower() == own
-                and _text(item.get("text")) == text
-                and _id(item.get("id"))
+                as_text(item.get("username")).lower() == own
+                and as_text(item.get("text")) == text
+                and as_id(item.get("id"))
             ):
-                return SentReply(platform_id=_id(item.get("id")))
+                return SentReply(platform_id=as_id(item.get("id")))
         return None

@@ -66,9 +66,9 @@ from sotong.channels.connectors.base import (
     WebhookRequest,
     Withdrawal,
 )
+from sotong.channels.connectors.fields import as_dict, as_id, as_list, as_text, iso_moment
 from sotong.errors import InvalidInput
 from sotong.inbox.normalize import NormalizedMessage, clean_raw, decode_json_body
-from sotong.lib.korean_text import clean_text
 
 with warnings.catch_warnings():
     # twitter_text imports pkg_resources, which warns that it is deprecated; the warning is
@@ -99,7 +99,6 @@ SNOWFLAKE_EPOCH_MS = 1288834974657
 CLOCK_MARGIN = timedelta(minutes=1)
 # Without a reset header, a rate limit is waited out for X's usual window.
 RATE_WINDOW = timedelta(minutes=15)
-MAX_ID = 255
 MAX_ERROR = 500
 DUPLICATE = "duplicate content"
 
@@ -107,33 +106,9 @@ DUPLICATE = "duplicate content"
 # --- plain data ---------------------------------------------------------------------------
 
 
-def _text(value: Any) -> str:
+def _post_text(value: Any) -> str:
     # X escapes &, < and > in post texts; the inbox keeps the text as the citizen wrote it.
-    return clean_text(html.unescape(value)).strip() if isinstance(value, str) else ""
-
-
-def _id(value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    return value.strip()[:MAX_ID] if isinstance(value, str) else ""
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _iso_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else None
+    return as_text(html.unescape(value) if isinstance(value, str) else value)
 
 
 def _v1_time(tweet: dict[str, Any]) -> datetime | None:
@@ -375,7 +350,7 @@ class XConnector(Connector):
         if not cursor.isdigit():
             with _calling("reading mentions"):
                 page = client.get_users_mentions(user_id, max_results=5)
-            ids = [_id(_dict(t).get("id")) for t in _list(_dict(page).get("data"))]
+            ids = [as_id(as_dict(t).get("id")) for t in as_list(as_dict(page).get("data"))]
             newest = _newest(ids, "")
             return FetchResult(ParsedDelivery(), newest or snowflake_at(started - CLOCK_MARGIN))
         tweets: list[dict[str, Any]] = []
@@ -391,11 +366,11 @@ class XConnector(Connector):
             if token:
                 params["pagination_token"] = token
             with _calling("reading mentions"):
-                page = _dict(client.get_users_mentions(user_id, **params))
-            tweets += [_dict(t) for t in _list(page.get("data"))]
-            for user in _list(_dict(page.get("includes")).get("users")):
-                users[_id(_dict(user).get("id"))] = _dict(user)
-            token = _dict(page.get("meta")).get("next_token")
+                page = as_dict(client.get_users_mentions(user_id, **params))
+            tweets += [as_dict(t) for t in as_list(page.get("data"))]
+            for user in as_list(as_dict(page.get("includes")).get("users")):
+                users[as_id(as_dict(user).get("id"))] = as_dict(user)
+            token = as_dict(page.get("meta")).get("next_token")
             if not token:
                 break
         own = self._own(account)
@@ -406,7 +381,7 @@ class XConnector(Connector):
                 ignored += 1
             else:
                 messages.append(message)
-        newest = _newest([_id(t.get("id")) for t in tweets], cursor)
+        newest = _newest([as_id(t.get("id")) for t in tweets], cursor)
         return FetchResult(ParsedDelivery(messages=messages, ignored=ignored), newest)
 
     def _own(self, account: AccountConfig) -> set[str]:
@@ -423,24 +398,27 @@ class XConnector(Connector):
         users: dict[str, dict[str, Any]],
         own: set[str],
     ) -> NormalizedMessage | None:
-        author_id = _id(tweet.get("author_id"))
+        author_id = as_id(tweet.get("author_id"))
         author = users.get(author_id, {})
-        username = _id(author.get("username"))
-        references = [_dict(r) for r in _list(tweet.get("referenced_tweets"))]
+        username = as_id(author.get("username"))
+        references = [as_dict(r) for r in as_list(tweet.get("referenced_tweets"))]
         if author_id in own or username.lower() in own:
             return None  # one of our replies, which mention the account they answer for
         if any(r.get("type") == "retweeted" for r in references):
             return None
-        external_id = _id(tweet.get("id"))
-        text = _text(_dict(tweet.get("note_tweet")).get("text")) or _text(tweet.get("text"))
+        external_id = as_id(tweet.get("id"))
+        text = _post_text(as_dict(tweet.get("note_tweet")).get("text")) or _post_text(
+            tweet.get("text")
+        )
         if not external_id or not text:
             return None
-        replied_to = [_id(r.get("id")) for r in references if r.get("type") == "replied_to"]
+        replied_to = [as_id(r.get("id")) for r in references if r.get("type") == "replied_to"]
         return NormalizedMessage(
             channel=CHANNEL,
             external_id=external_id,
             text=text[: settings.SOTONG_MAX_TEXT_CHARS],
-            sent_at=_iso_time(tweet.get("created_at")),
+            # X's times always end in Z: one without an offset is not X's, so not taken as UTC.
+            sent_at=iso_moment(tweet.get("created_at"), naive_zone=None),
             account=account.handle,
             author=f"@{username}" if username else author_id,
             in_reply_to=replied_to[0] if replied_to else "",
@@ -477,22 +455,22 @@ class XConnector(Connector):
         data = decode_json_body(request.body)
         if not isinstance(data, dict):
             raise InvalidInput("the delivery is not a JSON object")
-        for_user = _id(data.get("for_user_id"))
+        for_user = as_id(data.get("for_user_id"))
         own = self._own(account) | ({for_user} if for_user else set())
         messages: list[NormalizedMessage] = []
         withdrawals: list[Withdrawal] = []
         ignored = 0
         for key, value in data.items():
             if key == "tweet_create_events":
-                for tweet in _list(value):
-                    message = self._created(account, _dict(tweet), for_user, own)
+                for tweet in as_list(value):
+                    message = self._created(account, as_dict(tweet), for_user, own)
                     if message is None:
                         ignored += 1
                     else:
                         messages.append(message)
             elif key == "tweet_delete_events":
-                for event in _list(value):
-                    deleted = _id(_dict(_dict(event).get("status")).get("id"))
+                for event in as_list(value):
+                    deleted = as_id(as_dict(as_dict(event).get("status")).get("id"))
                     if deleted:
                         withdrawals.append(Withdrawal(deleted))
                     else:
@@ -506,16 +484,16 @@ class XConnector(Connector):
     def _created(
         self, account: AccountConfig, tweet: dict[str, Any], for_user: str, own: set[str]
     ) -> NormalizedMessage | None:
-        user = _dict(tweet.get("user"))
-        author_id = _id(user.get("id_str")) or _id(user.get("id"))
-        name = _id(user.get("screen_name"))
+        user = as_dict(tweet.get("user"))
+        author_id = as_id(user.get("id_str")) or as_id(user.get("id"))
+        name = as_id(user.get("screen_name"))
         if author_id in own or name.lower() in own or "retweeted_status" in tweet:
             return None  # our own posts and replies, and retweets
         handle = self._subscribed_handle(account, tweet, for_user)
-        external_id = _id(tweet.get("id_str")) or _id(tweet.get("id"))
-        extended = _dict(tweet.get("extended_tweet"))
-        text = _text(extended.get("full_text")) or _text(tweet.get("full_text"))
-        text = text or _text(tweet.get("text"))
+        external_id = as_id(tweet.get("id_str")) or as_id(tweet.get("id"))
+        extended = as_dict(tweet.get("extended_tweet"))
+        text = _post_text(extended.get("full_text")) or _post_text(tweet.get("full_text"))
+        text = text or _post_text(tweet.get("text"))
         if not handle or not external_id or not text:
             return None
         return NormalizedMessage(
@@ -525,7 +503,7 @@ class XConnector(Connector):
             sent_at=_v1_time(tweet),
             account=handle,
             author=f"@{name}" if name else author_id,
-            in_reply_to=_id(tweet.get("in_reply_to_status_id_str")),
+            in_reply_to=as_id(tweet.get("in_reply_to_status_id_str")),
             raw=clean_raw(tweet),
         )
 
@@ -538,13 +516,13 @@ class XConnector(Connector):
         directory does not have, and the delivery shows as failed)."""
         if not for_user or for_user == account.get("user_id").strip():
             return account.handle
-        mentions = _list(_dict(tweet.get("entities")).get("user_mentions"))
+        mentions = as_list(as_dict(tweet.get("entities")).get("user_mentions"))
         for mention in mentions:
-            mention = _dict(mention)
-            if _id(mention.get("id_str")) == for_user and _id(mention.get("screen_name")):
-                return "@" + _id(mention.get("screen_name"))
-        if _id(tweet.get("in_reply_to_user_id_str")) == for_user:
-            name = _id(tweet.get("in_reply_to_screen_name"))
+            mention = as_dict(mention)
+            if as_id(mention.get("id_str")) == for_user and as_id(mention.get("screen_name")):
+                return "@" + as_id(mention.get("screen_name"))
+        if as_id(tweet.get("in_reply_to_user_id_str")) == for_user:
+            name = as_id(tweet.get("in_reply_to_screen_name"))
             return f"@{name}" if name else ""
         return ""
 
@@ -573,8 +551,8 @@ class XConnector(Connector):
 
     def _post(self, client: Any, text: str, in_reply_to: str) -> str:
         with _calling("the reply"):
-            answer = _dict(client.create_tweet(text=text, in_reply_to_tweet_id=in_reply_to))
-        tweet_id = _id(_dict(answer.get("data")).get("id"))
+            answer = as_dict(client.create_tweet(text=text, in_reply_to_tweet_id=in_reply_to))
+        tweet_id = as_id(as_dict(answer.get("data")).get("id"))
         if not tweet_id:
             raise TransientError("X answered without the new post's id", platform_error="")
         return tweet_id
@@ -607,13 +585,13 @@ class XConnector(Connector):
             params["since_id"] = reply.in_reply_to  # our reply is newer than its target
         for _ in range(SENT_PAGES):
             with _calling("reading our recent posts"):
-                page = _dict(client.get_users_tweets(user_id, **params))
-            for tweet in _list(page.get("data")):
-                tweet = _dict(tweet)
-                for ref in _list(tweet.get("referenced_tweets")):
-                    if _dict(ref).get("type") == "replied_to":
-                        replies.setdefault(_id(_dict(ref).get("id")), []).append(tweet)
-            token = _dict(page.get("meta")).get("next_token")
+                page = as_dict(client.get_users_tweets(user_id, **params))
+            for tweet in as_list(page.get("data")):
+                tweet = as_dict(tweet)
+                for ref in as_list(tweet.get("referenced_tweets")):
+                    if as_dict(ref).get("type") == "replied_to":
+                        replies.setdefault(as_id(as_dict(ref).get("id")), []).append(tweet)
+            token = as_dict(page.get("meta")).get("next_token")
             if not token:
                 break
             params["pagination_token"] = token
@@ -627,7 +605,7 @@ class XConnector(Connector):
             )
             if match is None:
                 break
-            parent = _id(match.get("id"))
+            parent = as_id(match.get("id"))
             posted.append(parent)
         return posted
 

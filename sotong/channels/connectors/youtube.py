@@ -46,8 +46,8 @@ from sotong.channels.connectors.base import (
     SettingField,
     TransientError,
 )
-from sotong.inbox.normalize import NormalizedMessage, clean_raw
-from sotong.lib.korean_text import clean_text
+from sotong.channels.connectors.fields import as_dict, as_text, iso_moment
+from sotong.inbox.normalize import MAX_ID, NormalizedMessage, clean_raw
 
 CHANNEL = "youtube"
 SCOPES = ("https://www.googleapis.com/auth/youtube.force-ssl",)
@@ -61,7 +61,6 @@ RATE_LIMIT_WAIT = timedelta(minutes=5)
 QUOTA_REASONS = {"quotaExceeded", "dailyLimitExceeded"}
 RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
 REAUTH_REASONS = {"authError", "insufficientPermissions", "forbidden_scope"}
-MAX_ID = 255
 
 
 def next_quota_reset(now: datetime | None = None) -> datetime:
@@ -71,31 +70,13 @@ def next_quota_reset(now: datetime | None = None) -> datetime:
     return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=PACIFIC)
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _text(value: Any) -> str:
-    return clean_text(value).strip() if isinstance(value, str) else ""
-
-
-def _moment(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _reason(exc: HttpError) -> str:
     try:
-        error = _dict(json.loads(exc.content.decode("utf-8", "replace")).get("error"))
+        error = as_dict(json.loads(exc.content.decode("utf-8", "replace")).get("error"))
     except (ValueError, AttributeError):
         return ""
     errors = error.get("errors")
-    first = _dict(errors[0]) if isinstance(errors, list) and errors else {}
+    first = as_dict(errors[0]) if isinstance(errors, list) and errors else {}
     return str(first.get("reason") or error.get("status") or "")
 
 
@@ -188,7 +169,7 @@ class YouTubeConnector(Connector):
             raise mapped_error(exc) from None
         except NETWORK_ERRORS as exc:
             raise mapped_error(exc) from None
-        return _dict(result)
+        return as_dict(result)
 
     def _require(self, account: AccountConfig) -> None:
         if not (
@@ -227,10 +208,10 @@ class YouTubeConnector(Connector):
             page = self._call(threads.list(**params))
             reached = not cursor
             for item in page.get("items") or []:
-                thread = _dict(item)
-                comment = _dict(_dict(thread.get("snippet")).get("topLevelComment"))
+                thread = as_dict(item)
+                comment = as_dict(as_dict(thread.get("snippet")).get("topLevelComment"))
                 comment_id = str(comment.get("id") or thread.get("id") or "")[:MAX_ID]
-                published = _moment(_dict(comment.get("snippet")).get("publishedAt"))
+                published = iso_moment(as_dict(comment.get("snippet")).get("publishedAt"))
                 if not comment_id or published is None:
                     ignored += 1
                     continue
@@ -266,7 +247,7 @@ class YouTubeConnector(Connector):
     @staticmethod
     def _read_cursor(cursor: str) -> tuple[datetime | None, str]:
         moment, _, comment_id = cursor.strip().partition(" ")
-        return _moment(moment), comment_id
+        return iso_moment(moment), comment_id
 
     def _normalize(
         self,
@@ -276,18 +257,20 @@ class YouTubeConnector(Connector):
         comment_id: str,
         published: datetime,
     ) -> NormalizedMessage | None:
-        snippet = _dict(comment.get("snippet"))
-        text = _text(snippet.get("textOriginal")) or _text(snippet.get("textDisplay"))
+        snippet = as_dict(comment.get("snippet"))
+        text = as_text(snippet.get("textOriginal")) or as_text(snippet.get("textDisplay"))
         if not text:
             return None
-        author = _text(snippet.get("authorDisplayName")) or _text(
-            _dict(snippet.get("authorChannelId")).get("value")
+        author = as_text(snippet.get("authorDisplayName")) or as_text(
+            as_dict(snippet.get("authorChannelId")).get("value")
         )
-        video_id = str(_dict(thread.get("snippet")).get("videoId") or snippet.get("videoId") or "")
+        video_id = str(
+            as_dict(thread.get("snippet")).get("videoId") or snippet.get("videoId") or ""
+        )
         raw = {
             "thread_id": str(thread.get("id") or ""),
             "video_id": video_id,
-            "author_channel_id": _dict(snippet.get("authorChannelId")).get("value", ""),
+            "author_channel_id": as_dict(snippet.get("authorChannelId")).get("value", ""),
             "snippet": snippet,
         }
         return NormalizedMessage(
@@ -329,11 +312,11 @@ class YouTubeConnector(Connector):
         found = self._call(listing)
         channel_id = account.get("channel_id")
         for item in found.get("items") or []:
-            snippet = _dict(_dict(item).get("snippet"))
-            author = _dict(snippet.get("authorChannelId")).get("value")
-            text = _text(snippet.get("textOriginal")) or _text(snippet.get("textDisplay"))
-            if author == channel_id and text == clean_text(reply.text).strip():
-                return SentReply(platform_id=str(_dict(item).get("id") or ""))
+            snippet = as_dict(as_dict(item).get("snippet"))
+            author = as_dict(snippet.get("authorChannelId")).get("value")
+            text = as_text(snippet.get("textOriginal")) or as_text(snippet.get("textDisplay"))
+            if author == channel_id and text == as_text(reply.text):
+                return SentReply(platform_id=str(as_dict(item).get("id") or ""))
         return None
 
     def health(self, account: AccountConfig) -> dict[str, Any]:

@@ -163,7 +163,7 @@ def test_the_same_post_pasted_twice_is_one_message(people):
     again = dict(POST, link="https://m.blog.naver.com/seoulcitizen/223456789012?utm_source=kakao")
     response = officer.post("/work/intake/manual/", again, follow=True)
     assert Message.objects.filter(channel__code="manual").count() == 1
-    assert "nothing new was stored" in response.content.decode()
+    assert "이미 입력된 글입니다" in response.content.decode()  # the page is in Korean by default
 
 
 @pytest.mark.parametrize(
