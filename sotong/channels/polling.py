@@ -1,8 +1,9 @@
 """Polling: the accounts whose platform is read by fetching (e-mail over IMAP, and later X
 mentions, Mastodon, YouTube) are fetched by the cursor each keeps in its PollState.
 
-`poll_due` (every minute) queues `poll_account` for each account that is due. A poll claims
-its account for a lease in a short transaction, fetches outside any transaction (a slow
+`poll_due` (every minute) queues `poll_account` for each account that is due, and the IMAP
+IDLE watcher (sotong/channels/mail_idle.py) queues it when a server announces mail. A poll
+claims its account for a lease in a short transaction, fetches outside any transaction (a slow
 server holds no lock), then stores the messages and the new cursor in one transaction: a
 crash never moves the cursor past messages not stored, and a retry stores nothing twice.
 """
@@ -17,6 +18,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from sotong.channels.connectors.base import (
+    AccountConfig,
     Connector,
     ConnectorError,
     FetchResult,
@@ -60,6 +62,11 @@ def polled_accounts() -> QuerySet[Account]:
     return Account.objects.filter(active=True, channel__enabled=True, channel__code__in=codes)
 
 
+def missing_settings(connector: Connector, config: AccountConfig) -> list[str]:
+    """The required settings the account lacks (polling waits for them)."""
+    return [f.name for f in connector.settings_fields if f.required and not config.get(f.name)]
+
+
 def _due_filter(now: datetime) -> Q:
     return Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now + EARLY)
 
@@ -80,9 +87,12 @@ def poll_due() -> int:
     return len(due)
 
 
-def poll_account(account_id: int) -> str:
+def poll_account(account_id: int, *, woken: bool = False) -> str:
     """The job: fetch the account's new items and store them with the new cursor. Returns
-    what happened: "polled", or why not ("not due", "busy", "disabled", an error …)."""
+    what happened: "polled", or why not ("not due", "busy", "disabled", an error …).
+
+    `woken`: the platform has just announced new items (IMAP IDLE), so the account is
+    polled now even if not due; a poll that holds it (its lease) is still waited for."""
     account = Account.objects.select_related("channel").filter(pk=account_id).first()
     connector = connector_for_channel(account.channel.code) if account else None
     if account is None or connector is None or not is_polled(connector):
@@ -90,16 +100,14 @@ def poll_account(account_id: int) -> str:
     if not (account.active and account.channel.enabled):
         return "inactive"
     PollState.objects.get_or_create(account=account)
-    claimed = _claim(account)
+    claimed = _claim(account, woken=woken)
     if isinstance(claimed, str):
         return claimed
     state, claimed_at = claimed, claimed.last_attempt_at
     assert claimed_at is not None
     try:
         config = account_config(account)
-        missing = [
-            f.name for f in connector.settings_fields if f.required and not config.get(f.name)
-        ]
+        missing = missing_settings(connector, config)
         if missing:
             error = f"not configured: missing {', '.join(missing)}"
             _record_error(state, claimed_at, error, timezone.now() + SLOW, count=False)
@@ -141,7 +149,7 @@ def poll_account(account_id: int) -> str:
         raise
 
 
-def _claim(account: Account) -> PollState | str:
+def _claim(account: Account, *, woken: bool = False) -> PollState | str:
     """Take the account for one poll, or say why not; a row another worker is locking at
     this moment is skipped rather than waited for, where the database can skip."""
     skip_locked = connection.features.has_select_for_update_skip_locked
@@ -159,7 +167,13 @@ def _claim(account: Account) -> PollState | str:
         if state.needs_reauthorization:
             return "needs re-authorization"
         if state.next_poll_at is not None and state.next_poll_at > now + EARLY:
-            return "not due"  # also while another poll holds the lease
+            # A running poll holds the account until exactly LEASE after its claim; a woken
+            # poll waits for it too (the running poll may well fetch the announced mail).
+            leased = state.last_attempt_at is not None and (
+                state.next_poll_at == state.last_attempt_at + LEASE
+            )
+            if leased or not woken:
+                return "not due"  # also while another poll holds the lease
         state.last_attempt_at = now
         state.next_poll_at = now + LEASE
         state.save(update_fields=["last_attempt_at", "next_poll_at"])

@@ -331,20 +331,31 @@ class EmailConnector(Connector):
         except imaplib.IMAP4.abort as exc:
             raise TransientError("IMAP connection lost at login", platform_error=str(exc)) from exc
         except imaplib.IMAP4.error as exc:
-            _close(conn)
+            close_imap(conn)
             raise NeedsReauthorization("IMAP login refused", platform_error=str(exc)) from exc
+        return conn
+
+    def open_folder(self, account: AccountConfig) -> imaplib.IMAP4:
+        """A logged-in connection with the account's folder selected read-only, for `fetch`
+        and for the IDLE watcher (sotong/channels/mail_idle.py); `close_imap` it after."""
+        folder = account.get("imap_folder", "INBOX")
+        conn = self._imap(account)
+        try:
+            status, data = conn.select(_quote(folder), readonly=True)
+        except (OSError, imaplib.IMAP4.error) as exc:
+            close_imap(conn)
+            raise _imap_failure(exc) from exc
+        if status != "OK":
+            close_imap(conn)
+            raise PermanentError(f"cannot open IMAP folder {folder!r}", platform_error=_s(data))
         return conn
 
     def fetch(self, account: AccountConfig, cursor: str) -> FetchResult:
         """New mail since the cursor "<UIDVALIDITY>:<last UID>". An empty cursor starts from
         now; a changed UIDVALIDITY (the folder was rebuilt) starts over from UID 1, which
         duplicates nothing because the inbox dedupes by Message-ID."""
-        folder = account.get("imap_folder", "INBOX")
-        conn = self._imap(account)
+        conn = self.open_folder(account)
         try:
-            status, data = conn.select(_quote(folder), readonly=True)
-            if status != "OK":
-                raise PermanentError(f"cannot open IMAP folder {folder!r}", platform_error=_s(data))
             validity = _first(conn.response("UIDVALIDITY")[1])
             old_validity, _, old_last = cursor.partition(":")
             if not cursor:
@@ -365,12 +376,10 @@ class EmailConnector(Connector):
                 messages.append(parse_mail(raw, account=account.handle, size=sizes[uid]))
                 last = uid
             return FetchResult(ParsedDelivery(messages=messages), f"{validity}:{last}")
-        except (OSError, imaplib.IMAP4.abort) as exc:
-            raise TransientError("IMAP connection lost", platform_error=str(exc)) from exc
-        except imaplib.IMAP4.error as exc:
-            raise TransientError("IMAP command failed", platform_error=str(exc)) from exc
+        except (OSError, imaplib.IMAP4.error) as exc:
+            raise _imap_failure(exc) from exc
         finally:
-            _close(conn)
+            close_imap(conn)
 
     def _last_uid(self, conn: imaplib.IMAP4) -> int:
         uidnext = _first(conn.response("UIDNEXT")[1])
@@ -511,6 +520,13 @@ def _smtp_error(exc: smtplib.SMTPResponseException) -> str:
     return f"{exc.smtp_code} {text}"
 
 
-def _close(conn: imaplib.IMAP4) -> None:
+def _imap_failure(exc: OSError | imaplib.IMAP4.error) -> TransientError:
+    if isinstance(exc, OSError | imaplib.IMAP4.abort):
+        return TransientError("IMAP connection lost", platform_error=str(exc))
+    return TransientError("IMAP command failed", platform_error=str(exc))
+
+
+def close_imap(conn: imaplib.IMAP4) -> None:
+    """Log out, ignoring a connection already lost."""
     with contextlib.suppress(OSError, imaplib.IMAP4.error):
         conn.logout()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import pytest
 
+from sotong.channels.connectors.registry import connectors
+from sotong.channels.credentials import set_account_setting
 from sotong.channels.tests.mailserver import CITIZEN, DESK, MailServer, require_mail_server
+from sotong.directory.models import Account
 
 
 @pytest.fixture(scope="module")
@@ -19,3 +23,43 @@ def mail_server() -> Iterator[MailServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def fresh_registry() -> Iterator[None]:
+    # The registry reads SOTONG_CONNECTORS once (functools.cache): forget it around tests.
+    connectors.cache_clear()
+    yield
+    connectors.cache_clear()
+
+
+_serial = itertools.count(1)
+
+
+@pytest.fixture
+def desk(settings, directory, fresh_registry, mail_server) -> tuple[Account, str]:
+    """The city's e-mail account, set up through the credentials model on a fresh folder;
+    e-mail the only polled platform."""
+    settings.SOTONG_CONNECTORS = ["sotong.channels.connectors.email.EmailConnector"]
+    connectors.cache_clear()
+    folder = f"Polled{next(_serial)}"
+    mail_server.create_folder(DESK, folder)
+    account = Account.objects.get(channel__code="email", handle=DESK)
+    values = {
+        "imap_host": "127.0.0.1",
+        "imap_port": str(mail_server.imap_port),
+        "imap_security": "none",
+        "imap_user": DESK,
+        "imap_password": "desk-pw",
+        "imap_folder": folder,
+        "smtp_host": "127.0.0.1",
+        "smtp_port": str(mail_server.smtp_port),
+        "smtp_security": "none",
+        "smtp_user": DESK,
+        "smtp_password": "desk-pw",
+        "from_address": DESK,
+        "from_name": "서울시 응답소",
+    }
+    for name, value in values.items():
+        set_account_setting(account, name, value)
+    return account, folder

@@ -8,7 +8,6 @@ import email
 import email.message
 import email.policy
 import imaplib
-import itertools
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -83,14 +82,6 @@ def item(n: int, text: str = CITY_TEXT) -> NormalizedMessage:
         account=HANDLE,
         author="@citizen@mastodon.example",
     )
-
-
-@pytest.fixture
-def fresh_registry() -> Iterator[None]:
-    # The registry reads SOTONG_CONNECTORS once (functools.cache): forget it around tests.
-    connectors.cache_clear()
-    yield
-    connectors.cache_clear()
 
 
 @pytest.fixture
@@ -290,6 +281,25 @@ def test_a_poll_in_progress_holds_the_account(account, fake):
     assert fake.cursors == []
 
 
+def test_a_woken_poll_runs_at_once_but_waits_for_a_running_one(account, fake):
+    # The IMAP IDLE watcher (mail_idle.py) wakes an account when its server announces mail.
+    fake.items = [item(1)]
+    assert poll_account(account.pk) == "polled"
+    fake.items.append(item(2))
+    assert poll_account(account.pk) == "not due"  # polled a moment ago
+    assert poll_account(account.pk, woken=True) == "polled"
+    assert Message.objects.count() == 2
+
+    now = timezone.now()  # another worker's poll holds the account
+    PollState.objects.filter(account=account).update(
+        last_attempt_at=now, next_poll_at=now + polling.LEASE
+    )
+    assert poll_account(account.pk, woken=True) == "not due"
+    PollState.objects.filter(account=account).update(enabled=False, next_poll_at=None)
+    assert poll_account(account.pk, woken=True) == "disabled"
+    assert len(fake.cursors) == 2
+
+
 def test_a_webhook_platform_is_not_polled(directory, fake):
     page = Account.objects.get(channel__code="facebook", handle="seoulcity")
     assert poll_account(page.pk) == "not polled"
@@ -367,37 +377,7 @@ def test_admin_lists_health_and_switches_polling(admin_client, account, fake):
 
 
 # --- e-mail, end to end against a real IMAP server ------------------------------------------
-
-_serial = itertools.count(1)
-
-
-@pytest.fixture
-def desk(settings, directory, fresh_registry, mail_server) -> tuple[Account, str]:
-    """The city's e-mail account, set up through the credentials model on a fresh folder;
-    e-mail the only polled platform."""
-    settings.SOTONG_CONNECTORS = ["sotong.channels.connectors.email.EmailConnector"]
-    connectors.cache_clear()
-    folder = f"Polled{next(_serial)}"
-    mail_server.create_folder(DESK, folder)
-    account = Account.objects.get(channel__code="email", handle=DESK)
-    values = {
-        "imap_host": "127.0.0.1",
-        "imap_port": str(mail_server.imap_port),
-        "imap_security": "none",
-        "imap_user": DESK,
-        "imap_password": "desk-pw",
-        "imap_folder": folder,
-        "smtp_host": "127.0.0.1",
-        "smtp_port": str(mail_server.smtp_port),
-        "smtp_security": "none",
-        "smtp_user": DESK,
-        "smtp_password": "desk-pw",
-        "from_address": DESK,
-        "from_name": "서울시 응답소",
-    }
-    for name, value in values.items():
-        set_account_setting(account, name, value)
-    return account, folder
+# (the city's mailbox: the `desk` fixture in conftest.py)
 
 
 def citizen_mail(message_id: str) -> bytes:

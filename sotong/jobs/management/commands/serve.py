@@ -1,9 +1,9 @@
-"""`sotong serve`: the web server, a worker and (unless SOTONG_DEMO=0) the demo feed, in one
-foreground command that stops them all on Ctrl-C.
+"""`sotong serve`: the web server, a worker, the IMAP IDLE watcher and (unless SOTONG_DEMO=0)
+the demo feed, in one foreground command that stops them all on Ctrl-C.
 
 Written by hand rather than with a Procfile runner because it is a few lines and it must
-decide at start which processes to run; production deployments run `gunicorn` and
-`sotong worker` under their own process manager instead.
+decide at start which processes to run; production deployments run `gunicorn`,
+`sotong worker` and `sotong mail-idle` under their own process manager instead.
 """
 
 import os
@@ -41,6 +41,8 @@ class Command(BaseCommand):
                 "-",
             ],
             "worker": [sys.executable, "-m", "sotong.cli", "worker"],
+            # New mail at once where the server offers IMAP IDLE; idle without accounts.
+            "mail-idle": [sys.executable, "-m", "sotong.cli", "mail-idle"],
         }
         env = dict(os.environ)
         if os.environ.get("SOTONG_DEMO", "1") != "0":
