@@ -25,8 +25,6 @@ Results go to bench/results/channels-latest.json; a summary is printed.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import http.client
 import io
 import json
@@ -51,6 +49,7 @@ from bench.run import (  # noqa: E402
     fresh_database,
     latency_figures,
     log,
+    start_server,
     stop_server,
     worker_env,
 )
@@ -58,46 +57,13 @@ from bench.run import (  # noqa: E402
 RESULTS_DIR = ROOT / "bench" / "results"
 HOOK_HANDLE = "seoulcity"  # a Facebook Page of the demo directory
 HOOK_PATH = f"/hooks/meta/{HOOK_HANDLE}/"
-META_SECRET = "sotong-demo-meta-app-secret"  # sotong/channels/demo.py
 CLIENT_PROCESSES = 4
+WARMUP = 50  # deliveries sent before the clock starts
 TARGET_WEBHOOKS_PER_SECOND = 1_000
 TARGET_WEBHOOK_P99_MS = 50.0
 
 
 # --- Webhooks -------------------------------------------------------------------------
-
-
-def delivery_body(n: int) -> bytes:
-    now = int(datetime.now(UTC).timestamp())
-    data = {
-        "object": "page",
-        "entry": [
-            {
-                "id": "100000000000000",
-                "time": now,
-                "changes": [
-                    {
-                        "field": "feed",
-                        "value": {
-                            "from": {"id": f"{7_000_000 + n}", "name": f"시민 {n}"},
-                            "item": "comment",
-                            "comment_id": f"100000000000000_1_{n}",
-                            "post_id": "100000000000000_1",
-                            "verb": "add",
-                            "created_time": now,
-                            "message": f"종로구 창신동 골목 보안등이 꺼져 있어요 ({n}번째 제보)",
-                        },
-                    }
-                ],
-            }
-        ],
-    }
-    return json.dumps(data, ensure_ascii=False).encode()
-
-
-def signed(body: bytes) -> dict[str, str]:
-    digest = hmac.new(META_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    return {"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={digest}"}
 
 
 def pin(cpus: set[int]) -> None:
@@ -108,8 +74,19 @@ def pin(cpus: set[int]) -> None:
 def client_process(port: int, start: int, count: int, cpus: set[int], out: Any) -> None:
     """Post `count` signed deliveries on one keep-alive connection; send back latencies."""
     pin(cpus)
-    bodies = [delivery_body(n) for n in range(start, start + count)]
-    prepared = [(b, signed(b)) for b in bodies]
+    from sotong.channels.demo import meta_delivery
+
+    deliveries = [
+        meta_delivery(
+            "facebook",
+            HOOK_HANDLE,
+            f"citizen_{n}",
+            f"종로구 창신동 골목 보안등이 꺼져 있어요 ({n}번째 제보)",
+            f"100000000000000_1_{n}",
+        )
+        for n in range(start, start + count)
+    ]
+    prepared = [(d.body, d.headers) for d in deliveries]
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     latencies, failures = [], []
     for body, headers in prepared:
@@ -130,33 +107,6 @@ def client_process(port: int, start: int, count: int, cpus: set[int], out: Any) 
     out.send((latencies, failures))
 
 
-def start_gunicorn(port: int, log_path: Path, cpus: set[int]) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, SOTONG_ALLOWED_HOSTS="127.0.0.1", PYTHONPATH=str(ROOT))
-    command = [
-        sys.executable, "-m", "gunicorn", "sotong.wsgi",
-        "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
-        "--log-level", "warning",
-    ]  # fmt: skip
-    if cpus and hasattr(os, "sched_setaffinity"):
-        command = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *command]
-    with log_path.open("wb") as out:
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"bench: gunicorn exited with {server.returncode}; see {log_path}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", HOOK_PATH)  # the handshake without a token: 403, no data
-            conn.getresponse().read()
-            conn.close()
-            return server
-        except OSError:
-            time.sleep(0.2)
-    stop_server(server)
-    raise SystemExit(f"bench: gunicorn did not answer within 60 s; see {log_path}")
-
-
 def run_webhooks(database: str, deliveries: int) -> dict[str, Any]:
     from sotong.channels.models import WebhookDelivery
 
@@ -165,11 +115,12 @@ def run_webhooks(database: str, deliveries: int) -> dict[str, Any]:
     client_cpus = set(cpus[1:]) if len(cpus) >= 2 else set()
     port = free_port()
     log_path = ROOT / "var" / "bench" / f"gunicorn-webhooks-{database}.log"
-    server = start_gunicorn(port, log_path, server_cpus)
+    # The handshake without a token answers 403 and touches no data.
+    server = start_server(port, log_path, workers=1, cpus=server_cpus, probe=HOOK_PATH)
     try:
         # Warm-up: the worker imports and connects before the clock starts.
         warm = multiprocessing.Pipe(duplex=False)
-        client_process(port, 10_000_000, 50, client_cpus, warm[1])
+        client_process(port, 10_000_000, WARMUP, client_cpus, warm[1])
         warm[0].recv()
         per_client = deliveries // CLIENT_PROCESSES
         pipes, processes = [], []
@@ -191,7 +142,7 @@ def run_webhooks(database: str, deliveries: int) -> dict[str, Any]:
         stop_server(server)
     latencies = [x for lat, _ in results for x in lat]
     failures = [f for _, fail in results for f in fail]
-    stored = WebhookDelivery.objects.count() - 50
+    stored = WebhookDelivery.objects.count() - WARMUP
     figures = latency_figures(latencies, seconds)
     figures.update(
         {

@@ -416,13 +416,25 @@ class ApiClient:
         self.conn.close()
 
 
-def start_server(port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    port: int,
+    log_path: Path,
+    *,
+    workers: int = 2,
+    threads: int = 4,
+    cpus: set[int] | None = None,
+    probe: str = API_PATH,
+) -> subprocess.Popen[bytes]:
+    """gunicorn on the bench database, pinned to `cpus` where given; returns once `probe`
+    answers (any status: a GET there must touch no data)."""
     env = dict(os.environ, SOTONG_ALLOWED_HOSTS="127.0.0.1", PYTHONPATH=str(ROOT))
     command = [
         sys.executable, "-m", "gunicorn", "sotong.wsgi",
-        "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
+        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
         "--log-level", "info",  # signals and worker restarts show in the log
     ]  # fmt: skip
+    if cpus and hasattr(os, "sched_setaffinity"):
+        command = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *command]
     with log_path.open("wb") as log:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
@@ -431,7 +443,7 @@ def start_server(port: int, log_path: Path) -> subprocess.Popen[bytes]:
             raise SystemExit(f"bench: gunicorn exited with {server.returncode}; see {log_path}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", API_PATH)  # 405: the server answers without touching data
+            conn.request("GET", probe)
             conn.getresponse().read()
             conn.close()
             return server

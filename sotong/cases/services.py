@@ -233,16 +233,10 @@ def open_cases(
     return cases
 
 
-def join_cases(joins: Sequence[tuple[Message, Case]]) -> None:
-    """Link messages that report again what an open case reports (a retweet, a copy, the
-    same pothole from another citizen) to that case. Call inside a transaction."""
-    if not joins:
-        return
+def _link_joined(pairs: Sequence[tuple[Message, Case]], role: str, note: str) -> None:
+    """Link each message to its case with `role`, and audit each link as a join by triage."""
     CaseMessage.objects.bulk_create(
-        [
-            CaseMessage(case=case, message=message, role=CaseMessage.Role.JOINED)
-            for message, case in joins
-        ],
+        [CaseMessage(case=case, message=message, role=role) for message, case in pairs],
         ignore_conflicts=True,
     )
     now = timezone.now()
@@ -256,11 +250,18 @@ def join_cases(joins: Sequence[tuple[Message, Case]]) -> None:
                 at=now,
                 before={},
                 after={"message": message.pk},
-                note="same report (duplicate)",
+                note=note,
             )
-            for message, case in joins
+            for message, case in pairs
         ]
     )
+
+
+def join_cases(joins: Sequence[tuple[Message, Case]]) -> None:
+    """Link messages that report again what an open case reports (a retweet, a copy, the
+    same pothole from another citizen) to that case. Call inside a transaction."""
+    if joins:
+        _link_joined(joins, CaseMessage.Role.JOINED, "same report (duplicate)")
 
 
 def continue_threads(follow_ups: Sequence[tuple[Message, Case]]) -> None:
@@ -270,29 +271,7 @@ def continue_threads(follow_ups: Sequence[tuple[Message, Case]]) -> None:
     transaction."""
     if not follow_ups:
         return
-    CaseMessage.objects.bulk_create(
-        [
-            CaseMessage(case=case, message=message, role=CaseMessage.Role.REPLY)
-            for message, case in follow_ups
-        ],
-        ignore_conflicts=True,
-    )
-    now = timezone.now()
-    AuditEvent.objects.bulk_create(
-        [
-            AuditEvent(
-                case_id=case.pk,
-                action=Action.JOIN,
-                actor=None,
-                actor_label="triage",
-                at=now,
-                before={},
-                after={"message": message.pk},
-                note="follow-up in the thread",
-            )
-            for message, case in follow_ups
-        ]
-    )
+    _link_joined(follow_ups, CaseMessage.Role.REPLY, "follow-up in the thread")
     answered = {case.pk: case for _, case in follow_ups if case.status in ANSWERED_STATES}
     for case in answered.values():
         recipients = [case.officer] if case.officer else unit_staff(case.unit_id) or center_staff()

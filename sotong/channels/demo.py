@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sotong.channels.connectors.registry import connector_for_channel
-from sotong.channels.credentials import set_account_setting
-from sotong.channels.models import AccountSetting
+from sotong.channels.credentials import account_config, set_account_setting
 from sotong.directory.models import Account
 
 # Published in the README: demo data, never a city's secret.
@@ -53,26 +52,26 @@ def configure_demo_accounts() -> int:
     for account in Account.objects.filter(active=True).select_related("channel"):
         connector = connector_for_channel(account.channel.code)
         values = DEMO_SECRETS.get(connector.platform, {}) if connector else {}
-        existing = {s.name for s in AccountSetting.objects.filter(account=account)}
+        if not values:
+            continue
+        current = account_config(account)
         for name, value in values.items():
-            if name in existing and not _is_demo_value(account, name, value):
+            if current.get(name) not in {"", value}:
                 continue  # the city's own secret: never overwritten
             set_account_setting(account, name, value)
             written += 1
     return written
 
 
-def _is_demo_value(account: Account, name: str, value: str) -> bool:
-    from sotong.channels.credentials import account_config
-
-    return account_config(account).get(name) == value
-
-
 def _json(data: object) -> bytes:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _meta(channel: str, handle: str, author: str, text: str, item_id: str) -> SignedDelivery:
+def meta_delivery(
+    channel: str, handle: str, author: str, text: str, item_id: str
+) -> SignedDelivery:
+    """A Facebook `feed` comment (or, for channel instagram, an Instagram `comments`
+    change) as Meta delivers it, signed with the demo app secret."""
     now = int(datetime.now(UTC).timestamp())
     if channel == "instagram":
         # Instagram `comments` field (Graph API webhooks reference).
@@ -177,8 +176,8 @@ def _x(channel: str, handle: str, author: str, text: str, item_id: str) -> Signe
 
 BUILDERS: dict[str, Callable[[str, str, str, str, str], SignedDelivery]] = {
     "x": _x,
-    "facebook": _meta,
-    "instagram": _meta,
+    "facebook": meta_delivery,
+    "instagram": meta_delivery,
 }
 
 

@@ -206,9 +206,18 @@ def deliver_receipts(case_ids: Sequence[int]) -> list[ReplyDelivery]:
     account with receipts on and whose channel can post, created once per case (a second
     run creates nothing), and its send queued. Returns the receipts created."""
     now = timezone.now()
+    on = accounts_with_receipts()
+    if not on:  # receipts are off everywhere (the default): one query per batch of cases
+        return []
     cases = (
-        Case.objects.filter(pk__in=list(case_ids), status__in=OPEN_STATES, merged_into__isnull=True)
+        Case.objects.filter(
+            pk__in=list(case_ids),
+            status__in=OPEN_STATES,
+            merged_into__isnull=True,
+            case_messages__message__account_id__in=on,
+        )
         .exclude(reply_deliveries__kind=ReplyKind.RECEIPT)
+        .distinct()
         .order_by("pk")
     )
     created: list[ReplyDelivery] = []
@@ -216,7 +225,7 @@ def deliver_receipts(case_ids: Sequence[int]) -> list[ReplyDelivery]:
         message = answered_message(case)
         if message is None or message.account is None or message.withdrawn_at is not None:
             continue
-        if not accounts_with_receipts([message.account.pk]):
+        if message.account.pk not in on:  # the case's opening message came elsewhere
             continue
         account = message.account.reply_account
         connector = sending_connector(message.channel.code)

@@ -3,7 +3,7 @@ replies benchmark: the real Mastodon connector (Mastodon.py) posts to it as to a
 
 It keeps what a Mastodon server keeps for the outbox's purposes: each posted status, and
 the Idempotency-Key it came with — a second POST with the same key returns the first
-status and posts nothing (Mastodon keeps keys for an hour). `hang` makes the next POSTs
+status and posts nothing (Mastodon keeps keys for an hour). `hang_on` makes chosen POSTs
 store their status and then never answer, as a platform that took a reply while the
 sending worker died before reading the answer.
 
@@ -59,8 +59,8 @@ class StubState:
     posted: list[Posted] = field(default_factory=list)
     requests: int = 0
     by_key: dict[str, dict[str, Any]] = field(default_factory=dict)
-    hang: int = 0  # the next this-many POSTs store their status and never answer
-    hang_on: set[int] = field(default_factory=set)  # so do these POSTs (1 = the first)
+    # These POSTs (1 = the first) store their status and never answer.
+    hang_on: set[int] = field(default_factory=set)
     drop: int = 0  # the next this-many POSTs wait, then store nothing (never committed)
     hide_context: bool = False  # a status's context lags: find_sent sees no replies
     release: threading.Event = field(default_factory=threading.Event)
@@ -186,9 +186,7 @@ def _handler(state: StubState) -> type[BaseHTTPRequestHandler]:
                     state.posted.append(Posted(status_id, params, dict(self.headers.items())))
                     if key:
                         state.by_key[key] = existing
-                hang = state.hang > 0 or state.requests in state.hang_on
-                if state.hang > 0:
-                    state.hang -= 1
+                hang = state.requests in state.hang_on
             if hang:  # taken, but the answer never comes (until the stub stops)
                 state.release.wait()
                 return

@@ -75,26 +75,33 @@ def thread_case(message: Message) -> Case | None:
     return case
 
 
-def may_continue_thread(message: Message, batch: Sequence[Message]) -> bool:
-    """Cheap first look, before cases are opened: whether `message` replies to anything it
-    could continue (an earlier message of the same batch by the same author, or anything
-    already in a case or answered). `thread_case` decides afterwards."""
-    if not message.in_reply_to or not message.author_handle:
-        return False
-    for earlier in batch:
-        if earlier.pk == message.pk:
-            break
-        if (
-            earlier.channel_id == message.channel_id
-            and earlier.external_id == message.in_reply_to
-            and _same_author(earlier.author_handle, message.author_handle)
-        ):
-            return True
-    return (
+def thread_followers(batch: Sequence[Message]) -> list[Message]:
+    """Cheap first look, before the batch's cases are opened: the messages of `batch` (in
+    its order) that reply to something they could continue — an earlier message of the
+    batch by the same author, or a message in a case or a reply the city sent. Two queries
+    for the whole batch; `thread_case` decides each afterwards."""
+    replying = [m for m in batch if m.in_reply_to and m.author_handle]
+    if not replying:
+        return []
+    parents = {m.in_reply_to for m in replying}
+    channels = {m.channel_id for m in replying}
+    known = set(
         CaseMessage.objects.filter(
-            message__channel_id=message.channel_id, message__external_id=message.in_reply_to
-        ).exists()
-        or ReplyDelivery.objects.filter(
-            platform_reply_id=message.in_reply_to, message__channel_id=message.channel_id
-        ).exists()
+            message__channel_id__in=channels, message__external_id__in=parents
+        ).values_list("message__channel_id", "message__external_id")
+    ) | set(
+        ReplyDelivery.objects.filter(
+            message__channel_id__in=channels, platform_reply_id__in=parents
+        ).values_list("message__channel_id", "platform_reply_id")
     )
+    replying_ids = {m.pk for m in replying}
+    earlier: dict[tuple[int, str], str] = {}  # (channel, external id) → author, so far
+    followers = []
+    for message in batch:
+        key = (message.channel_id, message.in_reply_to)
+        if message.pk in replying_ids and (
+            key in known or _same_author(earlier.get(key, ""), message.author_handle)
+        ):
+            followers.append(message)
+        earlier[(message.channel_id, message.external_id)] = message.author_handle
+    return followers

@@ -19,7 +19,7 @@ from django.utils import timezone
 from sotong.cases.models import Case, CaseMessage
 from sotong.cases.services import CaseOpening, continue_threads, join_cases, open_cases
 from sotong.cases.workflow import OPEN_STATES
-from sotong.channels.threads import may_continue_thread, thread_case
+from sotong.channels.threads import thread_case, thread_followers
 from sotong.directory.models import CaseType, Category, Officer, PlaceDirectory, TriageRule, Unit
 from sotong.errors import InvalidInput, PermissionDenied
 from sotong.inbox.models import Message, TriageState
@@ -185,16 +185,17 @@ def triage_messages(message_ids: Sequence[int]) -> int:
         # A citizen's follow-up in a thread joins its case (sotong/channels/threads.py);
         # it is decided after the batch's own cases are open, so a follow-up that came
         # with its first message finds that message's case.
-        followers = [m for m in messages if may_continue_thread(m, messages)]
-        following = {m.pk for m in followers}
-        open_or_join([o for o in openings if o.message.pk not in following], decisions)
+        followers = thread_followers(messages)
+        follower_ids = {m.pk for m in followers}
+        held = {o.message.pk: o for o in openings if o.message.pk in follower_ids}
+        open_or_join([o for o in openings if o.message.pk not in held], decisions)
         unthreaded = []
-        for message in followers:
+        for message in followers:  # one by one: a follow-up may follow the one before
             case = thread_case(message)
             if case is not None:
                 continue_threads([(message, case)])
-            else:
-                unthreaded += [o for o in openings if o.message.pk == message.pk]
+            elif message.pk in held:
+                unthreaded.append(held[message.pk])
         open_or_join(unthreaded, decisions)
         Message.objects.filter(pk__in=[m.pk for m in messages]).update(
             triage_state=TriageState.DONE

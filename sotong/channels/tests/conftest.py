@@ -9,7 +9,13 @@ import pytest
 
 from sotong.channels.connectors.registry import connectors
 from sotong.channels.credentials import set_account_setting
-from sotong.channels.tests.mailserver import CITIZEN, DESK, MailServer, require_mail_server
+from sotong.channels.tests.mailserver import (
+    CITIZEN,
+    DESK,
+    MailServer,
+    desk_settings,
+    require_mail_server,
+)
 from sotong.directory.models import Account
 
 
@@ -45,21 +51,6 @@ def desk(settings, directory, fresh_registry, mail_server) -> tuple[Account, str
     folder = f"Polled{next(_serial)}"
     mail_server.create_folder(DESK, folder)
     account = Account.objects.get(channel__code="email", handle=DESK)
-    values = {
-        "imap_host": "127.0.0.1",
-        "imap_port": str(mail_server.imap_port),
-        "imap_security": "none",
-        "imap_user": DESK,
-        "imap_password": "desk-pw",
-        "imap_folder": folder,
-        "smtp_host": "127.0.0.1",
-        "smtp_port": str(mail_server.smtp_port),
-        "smtp_security": "none",
-        "smtp_user": DESK,
-        "smtp_password": "desk-pw",
-        "from_address": DESK,
-        "from_name": "서울시 응답소",
-    }
-    for name, value in values.items():
+    for name, value in desk_settings(mail_server, folder).items():
         set_account_setting(account, name, value)
     return account, folder

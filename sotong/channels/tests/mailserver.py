@@ -33,6 +33,25 @@ DESK = "minwon@seoul.example"  # the city's mail account in the Seoul directory
 CITIZEN = "citizen@example.test"
 
 
+def desk_settings(server: MailServer, folder: str = "INBOX") -> dict[str, str]:
+    """The city's desk account's settings for `server`: IMAP on `folder`, SMTP, plain."""
+    return {
+        "imap_host": "127.0.0.1",
+        "imap_port": str(server.imap_port),
+        "imap_security": "none",
+        "imap_user": DESK,
+        "imap_password": "desk-pw",
+        "imap_folder": folder,
+        "smtp_host": "127.0.0.1",
+        "smtp_port": str(server.smtp_port),
+        "smtp_security": "none",
+        "smtp_user": DESK,
+        "smtp_password": "desk-pw",
+        "from_address": DESK,
+        "from_name": "서울시 응답소",
+    }
+
+
 def require_mail_server() -> None:
     """Skip the calling test when dovecot or aiosmtpd is missing (CI makes it a failure)."""
     if not os.access(DOVECOT, os.X_OK):

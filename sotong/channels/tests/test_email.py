@@ -20,7 +20,7 @@ from sotong.channels.connectors.base import (
     TransientError,
 )
 from sotong.channels.connectors.email import EmailConnector, parse_mail
-from sotong.channels.tests.mailserver import CITIZEN, DESK, MailServer, free_port
+from sotong.channels.tests.mailserver import CITIZEN, DESK, MailServer, desk_settings, free_port
 
 _serial = itertools.count(1)
 
@@ -34,21 +34,7 @@ def folder(mail_server: MailServer) -> str:
 
 
 def account(mail_server: MailServer, folder: str = "INBOX", **changes: str) -> AccountConfig:
-    settings = {
-        "imap_host": "127.0.0.1",
-        "imap_port": str(mail_server.imap_port),
-        "imap_security": "none",
-        "imap_user": DESK,
-        "imap_password": "desk-pw",
-        "imap_folder": folder,
-        "smtp_host": "127.0.0.1",
-        "smtp_port": str(mail_server.smtp_port),
-        "smtp_security": "none",
-        "smtp_user": DESK,
-        "smtp_password": "desk-pw",
-        "from_address": DESK,
-        "from_name": "서울시 응답소",
-    }
+    settings = desk_settings(mail_server, folder)
     settings.update(changes)
     return AccountConfig(platform="email", handle=DESK, settings=settings)
 

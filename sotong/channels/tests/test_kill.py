@@ -186,7 +186,7 @@ def test_killed_after_the_platform_took_the_reply(platform, people, monkeypatch,
     _, state = platform
     state.hide_context = not context_visible
     [delivery] = published(people)
-    state.hang = 1
+    state.hang_on = {1}  # the first POST is taken and never answered
     queue_sends([delivery])
     worker = start_worker()
     try:
