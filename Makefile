@@ -14,8 +14,19 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# axe-core for the browser tests' accessibility checks, from package-lock.json. Where npm is
+# missing those tests skip (CI installs npm, and there they fail instead).
+NODE_STAMP := node_modules/.installed
+NODE_PACKAGES := $(if $(shell command -v npm 2>/dev/null),$(NODE_STAMP))
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
 run: $(STAMP)
 	$(BIN)/sotong migrate --noinput
+	$(BIN)/sotong createcachetable
+	$(BIN)/sotong rebuild-portal --if-needed
 	$(BIN)/sotong load-directory
 	$(BIN)/sotong triage bootstrap
 	$(BIN)/sotong collectstatic --noinput --verbosity 0
@@ -23,7 +34,7 @@ run: $(STAMP)
 	$(BIN)/sotong serve
 
 # The whole suite on SQLite; again on PostgreSQL when SOTONG_TEST_DATABASE_URL is set.
-test: $(STAMP) lint
+test: $(STAMP) $(NODE_PACKAGES) lint
 	$(BIN)/pytest
 	@if [ -n "$$SOTONG_TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$SOTONG_TEST_DATABASE_URL)"; \
@@ -41,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/triage.py
 	$(BIN)/python bench/default_model.py
 	$(BIN)/python bench/channels.py
+	$(BIN)/python bench/portal.py
 
 lock:
 	$(BIN)/pip-compile --quiet --extra dev --generate-hashes --strip-extras --allow-unsafe -o requirements.lock pyproject.toml

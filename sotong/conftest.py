@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
+from django.core.cache import caches
 from django.test import Client
 
+from sotong import browser_testing
 from sotong.directory.loading import load_directory
 from sotong.directory.models import Officer, Unit
 from sotong.inbox.services import create_connector_token
@@ -31,6 +33,16 @@ def fresh_hook_targets():
     forget_hook_targets()
     yield
     forget_hook_targets()
+
+
+@pytest.fixture(autouse=True)
+def no_pages_from_another_test():
+    """Each test starts without another test's pages or directory names in the per-process
+    cache (`caches["local"]`: the portal's micro-cache). A live server shares this process,
+    and outside a test's transaction its pages are cached as the site's are."""
+    caches["local"].clear()
+    yield
+    caches["local"].clear()
 
 
 @pytest.fixture
@@ -89,6 +101,7 @@ REQUIRED_PARTS = (
     ("SOTONG_REQUIRE_SHARED_DATA", ("shared/data", "shared data"), "shared data"),
     ("SOTONG_REQUIRE_MAIL_SERVER", ("mail server absent",), "a local mail server"),
     ("SOTONG_REQUIRE_BROWSER", ("chromium",), "a browser (chromium, chromium-driver)"),
+    ("SOTONG_REQUIRE_BROWSER", ("axe-core",), "axe-core (npm ci)"),
 )
 
 
@@ -106,3 +119,32 @@ def pytest_runtest_makereport(item, call):
             report.outcome = "failed"
             report.longrepr = f"{part} required in CI ({variable}=1) but absent: {reason}"
             return
+
+
+# The browser -------------------------------------------------------------------------------
+# One headless Chromium for the whole run (starting one costs about a second); each test gets
+# it back as a fresh visitor. A missing browser or axe-core is a skip here and a failure in CI
+# (REQUIRED_PARTS).
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    if not browser_testing.chromium_installed():
+        pytest.skip("chromium and chromium-driver (Debian packages) are not installed")
+    driver = browser_testing.start_chromium()
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def browser(chromium):
+    browser_testing.reset(chromium)
+    yield chromium
+
+
+@pytest.fixture(scope="session")
+def axe_core() -> Path:
+    script = browser_testing.AXE_SCRIPT
+    if not script.exists():
+        pytest.skip(f"axe-core is not installed ({script} absent): `make test` runs npm ci")
+    return script

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "django_q",
+    "csp",
     "sotong.directory",
     "sotong.inbox",
     "sotong.triage",
@@ -75,6 +76,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "sotong.errors.DomainErrorMiddleware",
 ]
@@ -166,6 +168,22 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Content-Security-Policy (django-csp 4.0): scripts, styles and fetches from this site only,
+# never inline and never eval, so that a citizen's text that slipped past escaping could
+# still run nothing. Pages carry no <script> without src, no on*= handler, no style=
+# attribute and no <style> element; htmx is told not to add its indicator <style>
+# (the htmx-config meta beside {% htmx_script %}). Inline SVG charts are styled by classes
+# from static CSS; images may also be data: URIs.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 # E-mail for reminders and escalations; in-app notifications are always written.
 EMAIL_BACKEND = os.environ.get(
@@ -227,6 +245,41 @@ if SOTONG_QUEUE == "redis":
     Q_CLUSTER["redis"] = os.environ.get("SOTONG_REDIS_URL", "redis://127.0.0.1:6379/0")
 else:
     Q_CLUSTER["orm"] = "default"
+
+# Caches. "default" is shared by every process (the web form's rate limits and used form
+# tokens): a table in the database (`sotong createcachetable`, which `make run` and
+# `sotong serve` run), or Redis when the queue is on Redis. "local" is each process's own
+# memory, for figures that may be a second old (the public overview).
+CACHES: dict[str, dict[str, object]] = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "sotong_cache",
+    },
+    "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "sotong"},
+}
+if SOTONG_QUEUE == "redis":
+    CACHES["default"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ.get("SOTONG_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "KEY_PREFIX": os.environ.get("SOTONG_QUEUE_NAME", "sotong"),
+    }
+
+# The public portal (sotong/portal). The web form's defences: the least time a person takes
+# to fill it in, how long a form stays valid, rate limits per address ("count/seconds",
+# comma-separated), the proxies whose X-Forwarded-For is believed, the largest photo.
+SOTONG_FORM_MIN_SECONDS = float(os.environ.get("SOTONG_FORM_MIN_SECONDS", 3))
+SOTONG_FORM_MAX_AGE_SECONDS = int(os.environ.get("SOTONG_FORM_MAX_AGE_SECONDS", 6 * 3600))
+SOTONG_FORM_RATE_LIMITS = os.environ.get("SOTONG_FORM_RATE_LIMITS", "5/600,30/86400")
+SOTONG_FORM_CACHE = "default"
+SOTONG_TRUSTED_PROXIES = os.environ.get("SOTONG_TRUSTED_PROXIES", "")
+SOTONG_FORM_MAX_PHOTO_BYTES = int(os.environ.get("SOTONG_FORM_MAX_PHOTO_BYTES", 10 * 1024 * 1024))
+# The districts' outlines for the map (GeoJSON); the Seoul directory's file by default.
+SOTONG_DISTRICT_GEOMETRY = os.environ.get("SOTONG_DISTRICT_GEOMETRY") or None
+# The licence the city publishes its open data under, and its Open311 jurisdiction_id.
+SOTONG_OPEN_DATA_LICENCE = os.environ.get(
+    "SOTONG_OPEN_DATA_LICENCE", "공공누리 제1유형 (KOGL Type 1)"
+)
+SOTONG_OPEN311_JURISDICTION = os.environ.get("SOTONG_OPEN311_JURISDICTION", "seoul.go.kr")
 
 LOGGING = {
     "version": 1,

@@ -1,4 +1,4 @@
-"""URL map: public portal at /, officers' workbench at /work/, connectors' API at /api/v1/,
+"""URL map: public portal at / (with open data and Open311, sotong/portal/urls.py), officers' workbench at /work/, connectors' API at /api/v1/,
 platforms' webhooks at /hooks/<platform>/<account handle>/."""
 
 from django.contrib import admin
@@ -8,17 +8,9 @@ from django.urls import include, path
 from sotong.cases import api as case_api
 from sotong.channels import hooks
 from sotong.inbox import api as inbox_api
-from sotong.portal import views as portal
 from sotong.workbench import connectors as work_connectors
 from sotong.workbench import intake
 from sotong.workbench import views as work
-
-portal_patterns = [
-    path("", portal.home, name="home"),
-    path("cases/<str:number>/", portal.case_page, name="case"),
-    path("write/", portal.write, name="write"),
-    path("receipt/<str:token>/", portal.receipt, name="receipt"),
-]
 
 work_patterns = [
     path("", work.home, name="home"),
@@ -50,7 +42,7 @@ api_patterns = [
 ]
 
 urlpatterns = [
-    path("", include((portal_patterns, "portal"))),
+    path("", include("sotong.portal.urls")),
     path("work/", include((work_patterns, "workbench"))),
     path("api/v1/", include((api_patterns, "api"))),
     path("hooks/<slug:platform>/<str:handle>/", hooks.receive, name="hook"),

@@ -19,6 +19,7 @@ from sotong.cases.services import center_staff, snapshot
 from sotong.cases.workflow import CaseStatus
 from sotong.directory.models import Officer
 from sotong.jobs.queue import enqueue
+from sotong.portal.projection import refresh_cases
 
 # On hold (보류) the clock is stopped by a public decision; merged cases live on elsewhere.
 WATCHED = [
@@ -61,6 +62,8 @@ def _record(cases: list[Case], action: str, now: datetime) -> None:
             for c in cases
         ]
     )
+    # A case past its deadline counts as overdue from the sweep that escalates it.
+    refresh_cases([c.pk for c in cases])
 
 
 def _staff_by_unit(unit_ids: set[int], roles: list[str] | None = None) -> dict[int, list[Officer]]:

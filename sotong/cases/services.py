@@ -26,6 +26,7 @@ from sotong.inbox.models import Message
 from sotong.jobs.queue import enqueue
 from sotong.lib.business_days import DeadlineUnit, compute_deadline
 from sotong.lib.masking import mask_personal_data
+from sotong.portal.projection import refresh_cases
 
 SYSTEM = "system"
 # The channels app turns a published answer into reply deliveries. A job named by its path
@@ -74,7 +75,7 @@ def _audit(
     note: str = "",
     label: str | None = None,
 ) -> AuditEvent:
-    return AuditEvent.objects.create(
+    event = AuditEvent.objects.create(
         case=case,
         action=action,
         actor=actor,
@@ -84,6 +85,9 @@ def _audit(
         after=snapshot(case),
         note=note,
     )
+    # Every change to a case is audited here, so here the public view follows it.
+    refresh_cases([case.pk])
+    return event
 
 
 def record_case_event(case: Case, action: str, actor: Officer | None, *, note: str = "") -> None:
@@ -210,6 +214,7 @@ def open_cases(
             for c in cases
         ]
     )
+    refresh_cases([c.pk for c in cases])
     if cases:
         # The channel's receipt (접수 안내) for accounts that send one; after commit.
         enqueue(RECEIPTS_JOB, [c.pk for c in cases])
@@ -255,6 +260,7 @@ def _link_joined(pairs: Sequence[tuple[Message, Case]], role: str, note: str) ->
             for message, case in pairs
         ]
     )
+    refresh_cases([case.pk for _, case in pairs])
 
 
 def join_cases(joins: Sequence[tuple[Message, Case]]) -> None:

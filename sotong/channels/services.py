@@ -44,6 +44,7 @@ from sotong.errors import SotongError
 from sotong.inbox.models import Message, TriageState
 from sotong.inbox.services import ingest_batch
 from sotong.jobs.queue import enqueue
+from sotong.portal.projection import refresh_cases
 from sotong.triage.services import triage_messages
 
 log = logging.getLogger(__name__)
@@ -130,12 +131,21 @@ def record_withdrawals(
     )
     external_ids = sorted({w.external_id for w in withdrawals})
     now = timezone.now()
-    for start in range(0, len(external_ids), 900):  # SQLite's variable limit
-        Message.objects.filter(
-            channel=channel,
-            external_id__in=external_ids[start : start + 900],
-            withdrawn_at__isnull=True,
-        ).update(withdrawn_at=now)
+    with transaction.atomic():
+        for start in range(0, len(external_ids), 900):  # SQLite's variable limit
+            withdrawn = Message.objects.filter(
+                channel=channel,
+                external_id__in=external_ids[start : start + 900],
+                withdrawn_at__isnull=True,
+            )
+            # The public pages stop showing the text with the same commit.
+            case_ids = set(
+                withdrawn.filter(case_link__isnull=False).values_list(
+                    "case_link__case_id", flat=True
+                )
+            )
+            withdrawn.update(withdrawn_at=now)
+            refresh_cases(case_ids)
 
 
 def process_delivery(delivery_id: int) -> str:

@@ -24,6 +24,7 @@ from sotong.inbox.models import ConnectorToken, Message, hash_token
 from sotong.inbox.normalize import NormalizedMessage
 from sotong.jobs.queue import enqueue
 from sotong.lib.masking import mask_personal_data
+from sotong.portal.projection import count_received
 
 TRIAGE_JOB = "sotong.triage.services.triage_messages"
 TRIAGE_CHUNK = 500
@@ -133,6 +134,7 @@ def ingest_message(
     try:
         with transaction.atomic():
             message.save()
+            count_received([message])
             enqueue(TRIAGE_JOB, [message.pk])
     except IntegrityError:
         existing = Message.objects.filter(
@@ -170,6 +172,7 @@ def ingest_batch(
         new = list(built.values())
         _mark_withdrawn(new)
         Message.objects.bulk_create(new, batch_size=500)
+        count_received(new)
         for start in range(0, len(new), TRIAGE_CHUNK):
             enqueue(TRIAGE_JOB, [m.pk for m in new[start : start + TRIAGE_CHUNK]])
     return new

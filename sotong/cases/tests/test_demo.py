@@ -18,7 +18,7 @@ def test_demo_feed_opens_and_answers_cases(directory):
     feed(loop=False, interval=0, limit=6, answer_every=2)
     published = Case.objects.filter(status="published")
     assert published.count() == 3
-    page = Client().get("/").content.decode()
+    page = Client().get("/cases/?state=answered").content.decode()
     for case in published:
         assert case.number in page
         assert "[데모 답변]" in Client().get(f"/cases/{case.number}/").content.decode()

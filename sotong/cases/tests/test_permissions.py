@@ -157,16 +157,18 @@ def test_officer_cannot_open_triage_queue(people):
     assert client_for(people["jongno"]).get("/work/triage/").status_code == 403
 
 
-def test_public_sees_no_unpublished_case_and_no_personal_data(people, jongno_case):
+def test_public_sees_no_draft_answer_and_no_personal_data(people, jongno_case):
+    # Every case is public from the start (응답소), masked; a draft answer is not.
     public = Client()
-    assert public.get(f"/cases/{jongno_case.number}/").status_code == 404
-    assert jongno_case.number not in public.get("/").content.decode()
+    html = public.get(f"/cases/{jongno_case.number}/").content.decode()
+    assert "보안등" in html and "010-9876-5432" not in html and "[전화번호]" in html
+    assert jongno_case.number in public.get("/cases/").content.decode()
     services.draft_answer(
         jongno_case,
         "감사합니다. 말씀하신 보안등 고장에 대하여 11월 30일까지 수리하겠습니다. 문의: 종로구청(02-2148-1111)",
         actor=people["jongno"],
     )
-    assert public.get(f"/cases/{jongno_case.number}/").status_code == 404  # drafted is not public
+    assert "11월 30일까지" not in public.get(f"/cases/{jongno_case.number}/").content.decode()
     services.publish_answer(jongno_case, actor=people["jongno"])
     html = public.get(f"/cases/{jongno_case.number}/").content.decode()
     assert "보안등" in html and "010-9876-5432" not in html and "[전화번호]" in html

@@ -1,9 +1,11 @@
 """The public site: a citizen writes through the web form and follows the receipt (received
-when, answer expected by when, then the case number); the public list shows answered cases
-only; the site speaks Korean first and English on request."""
+when, answer expected by when, then the case number); the public list shows every case with
+where it stands, and only published answers; the site speaks Korean first and English on
+request."""
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -18,7 +20,8 @@ from sotong.directory.models import CaseType
 from sotong.inbox.models import Message
 from sotong.inbox.normalize import NormalizedMessage
 from sotong.inbox.services import ingest_batch
-from sotong.portal.views import RECEIPT_SALT
+from sotong.portal import abuse
+from sotong.portal.writing import RECEIPT_SALT
 from sotong.triage.services import triage_messages
 
 TEXT = "창신동 골목 보안등이 일주일째 꺼져 있어요. 고쳐주세요. 제 번호는 010-1234-5678 입니다."
@@ -29,8 +32,20 @@ def local(moment) -> str:
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
 
 
+@pytest.fixture(autouse=True)
+def form_without_delay(settings, db):
+    settings.SOTONG_FORM_MIN_SECONDS = 0
+    abuse.form_cache().clear()
+
+
 def write(client: Client, **fields):
-    return client.post("/write/", {"text": TEXT, "district": "종로구", "contact": "", **fields})
+    """Fill in the form as a browser does: with the signed token the form page carries."""
+    page = client.get("/write/").content.decode()
+    started = html.unescape(re.search(r'name="started" value="([^"]+)"', page)[1])
+    return client.post(
+        "/write/",
+        {"text": TEXT, "district": "종로구", "contact": "", "started": started, **fields},
+    )
 
 
 def test_write_form_is_offered_with_the_districts(directory):
@@ -104,7 +119,7 @@ def test_tampered_or_forged_receipt_is_not_found(directory):
     assert Client().get(f"/receipt/{missing}/").status_code == 404
 
 
-def test_public_list_shows_only_published_cases(people):
+def test_public_list_shows_every_case_with_where_it_stands(people):
     texts = [
         "종로구 보안등이 꺼졌어요 고쳐주세요",
         "종로구 골목 보안등 고장 고쳐주세요",
@@ -127,11 +142,14 @@ def test_public_list_shows_only_published_cases(people):
         )
     services.publish_answer(answered, actor=people["jongno"], override_reason="테스트")
 
-    html = Client().get("/").content.decode()
-    assert answered.number in html
-    assert drafted.number not in html and untouched.number not in html
-    assert Client().get(f"/cases/{answered.number}/").status_code == 200
-    assert Client().get(f"/cases/{drafted.number}/").status_code == 404
+    html = Client().get("/cases/").content.decode()
+    for case in (answered, drafted, untouched):
+        assert case.number in html
+        assert Client().get(f"/cases/{case.number}/").status_code == 200
+    assert html.count("state-answered") == 1 and html.count("state-in_progress") == 2
+    # Only the published answer is public; a draft stays with the officers.
+    assert "교체하였습니다" in Client().get(f"/cases/{answered.number}/").content.decode()
+    assert "교체하였습니다" not in Client().get(f"/cases/{drafted.number}/").content.decode()
 
 
 def test_empty_public_list(directory):

@@ -4,18 +4,16 @@ server. An officer signs in, writes an answer while the guideline check updates 
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from sotong.browser_testing import assert_no_csp_violation
 from sotong.cases.models import Case
 from sotong.inbox.normalize import NormalizedMessage
 from sotong.inbox.services import ingest_batch
@@ -23,36 +21,7 @@ from sotong.triage.services import triage_messages
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "var" / "screenshots"
-
-
-@pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.skip("chromium and chromium-driver (Debian packages) are not installed")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,900",
-        "--lang=ko",
-    ]:
-        options.add_argument(flag)
-    # A Korean visitor's browser; the site follows Accept-Language until one picks a language.
-    options.add_experimental_option("prefs", {"intl.accept_languages": "ko-KR,ko"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.implicitly_wait(0)
-    yield driver
-    driver.quit()
 
 
 def wait(browser: webdriver.Chrome, seconds: float = 10) -> WebDriverWait:
@@ -108,8 +77,12 @@ def test_officer_answers_with_live_guideline_check_and_public_sees_it_masked(
     wait(browser).until(
         ec.presence_of_element_located((By.CSS_SELECTOR, "form[action$='/publish/']"))
     )
-    browser.find_element(By.CSS_SELECTOR, "form[action$='/publish/'] button[type=submit]").click()
+    publish = browser.find_element(By.CSS_SELECTOR, "form[action$='/publish/'] button[type=submit]")
+    publish.click()
+    # "답변 작성" (drafted) already holds "답변": wait for the page to change first.
+    wait(browser).until(ec.staleness_of(publish))
     wait(browser).until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "답변"))
+    assert_no_csp_violation(browser)
 
     browser.delete_all_cookies()
     browser.get(f"{base}/cases/{case.number}/")
@@ -119,7 +92,10 @@ def test_officer_answers_with_live_guideline_check_and_public_sees_it_masked(
     browser.save_screenshot(str(SCREENSHOTS / "public-case.png"))
 
 
-def test_citizen_writes_and_gets_a_receipt_in_both_languages(browser, live_server, directory):
+def test_citizen_writes_and_gets_a_receipt_in_both_languages(
+    browser, live_server, directory, settings
+):
+    settings.SOTONG_FORM_MIN_SECONDS = 0  # a test types faster than a person
     base = live_server.url
     browser.get(f"{base}/write/")
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ko"
@@ -131,6 +107,6 @@ def test_citizen_writes_and_gets_a_receipt_in_both_languages(browser, live_serve
     main = browser.find_element(By.TAG_NAME, "main")
     assert "<b>급해요</b>" in main.text  # shown as text, not markup
     assert not main.find_elements(By.TAG_NAME, "b")
-    browser.find_element(By.CSS_SELECTOR, ".lang button[value=en]").click()
+    browser.find_element(By.CSS_SELECTOR, ".lang a[hreflang=en]").click()
     wait(browser).until(lambda b: b.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en")
     assert "We received your message" in browser.find_element(By.TAG_NAME, "main").text
