@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Case as When_
-from django.db.models import IntegerField, Prefetch, QuerySet, Value, When
+from django.db.models import IntegerField, QuerySet, Value, When
 from django.utils.translation import gettext
 
 from sotong.cases.models import (
@@ -20,13 +20,11 @@ from sotong.cases.models import (
     parse_case_number,
 )
 from sotong.cases.permissions import can_view
-from sotong.cases.workflow import OPEN_STATES, Action, CaseStatus
+from sotong.cases.workflow import OPEN_STATES, Action
 from sotong.directory.models import Officer, Unit
 from sotong.errors import NotFound
 from sotong.lib.masking import mask_personal_data
 from sotong.portal.models import PublicCase
-
-PUBLIC_STATES = (CaseStatus.PUBLISHED, CaseStatus.CLOSED)
 
 
 def _with_related(queryset: QuerySet[Case]) -> QuerySet[Case]:
@@ -84,49 +82,6 @@ def unread_notifications(officer: Officer) -> QuerySet[Notification]:
         .select_related("case")
         .order_by("-created_at")
     )
-
-
-# --- Public ----------------------------------------------------------------------------
-
-
-def public_cases() -> QuerySet[Case]:
-    """Answered cases, newest answer first, with what the public page shows."""
-    return (
-        _with_related(Case.objects.filter(status__in=PUBLIC_STATES))
-        .prefetch_related(
-            Prefetch(
-                "case_messages",
-                queryset=CaseMessage.objects.filter(role=CaseMessage.Role.OPENED)
-                .select_related("message__channel")
-                .order_by("pk"),
-            )
-        )
-        .order_by("-answered_at", "-pk")
-    )
-
-
-def get_public_case(number: str) -> Case:
-    pk = parse_case_number(number)
-    case = public_cases().filter(pk=pk).first() if pk is not None else None
-    if case is None:
-        raise NotFound("no published case with that number")
-    return case
-
-
-def public_case_messages(case: Case) -> list[CaseMessage]:
-    """The messages a public case page shows: the opening one always (the page replaces
-    its text with a notice if the citizen deleted it on the platform), the joined ones
-    only while not deleted there."""
-    return list(
-        CaseMessage.objects.filter(case=case)
-        .exclude(role=CaseMessage.Role.JOINED, message__withdrawn_at__isnull=False)
-        .select_related("message__channel")
-        .order_by("message__received_at", "pk")
-    )
-
-
-def published_answer(case: Case) -> Answer | None:
-    return case.answers.filter(published_at__isnull=False).order_by("-published_at").first()
 
 
 # --- The public portal's case page -----------------------------------------------------

@@ -16,7 +16,6 @@ from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
-from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
@@ -32,6 +31,7 @@ from sotong.portal.open311.formats import (
     render_object,
 )
 from sotong.portal.open311.services import authenticate, submit_service_request
+from sotong.portal.selectors import is_english
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +43,6 @@ View = Callable[..., HttpResponse]
 
 def jurisdiction() -> str:
     return getattr(settings, "SOTONG_OPEN311_JURISDICTION", DEFAULT_JURISDICTION)
-
-
-def _english() -> bool:
-    return (get_language() or "ko").startswith("en")
 
 
 def _document(fmt: str, body: bytes, status: int = 200) -> HttpResponse:
@@ -110,7 +106,7 @@ def open311_view(*methods: str) -> Callable[[View], View]:
 
 @open311_view("GET")
 def service_list(request: HttpRequest, fmt: str) -> HttpResponse:
-    records = selectors.service_list(english=_english())
+    records = selectors.service_list(english=is_english())
     return _document(fmt, render_list(fmt, "services", "service", records))
 
 
@@ -128,7 +124,7 @@ def service_requests(request: HttpRequest, fmt: str) -> HttpResponse:
     if request.method == "POST":
         return _create(request, fmt)
     query = params.request_query(request.GET, timezone.now())
-    records = selectors.service_requests(query, english=_english())
+    records = selectors.service_requests(query, english=is_english())
     return _document(fmt, render_list(fmt, "service_requests", "request", records))
 
 
@@ -149,7 +145,7 @@ def _create(request: HttpRequest, fmt: str) -> HttpResponse:
 @open311_view("GET")
 def service_request(request: HttpRequest, fmt: str, number: str) -> HttpResponse:
     case_id = params.parse_request_id(number)
-    record = selectors.service_request(case_id, english=_english()) if case_id else None
+    record = selectors.service_request(case_id, english=is_english()) if case_id else None
     if record is None:
         raise NotFound(f"service_request_id '{number[:30]}' was not found")
     return _document(fmt, render_list(fmt, "service_requests", "request", [record]))
